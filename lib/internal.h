@@ -1,0 +1,79 @@
+/* lib/internal.h: helpers shared inside libbitlens (lib/, probes/,
+ * analysis/).  Not installed; symbols are bli_ and not exported. */
+#ifndef BITLENS_INTERNAL_H
+#define BITLENS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <bitlens/common.h>
+
+/* Programmer errors (a bad shape, a NULL that cannot be): file:line and
+ * abort.  Bad input data is never an assert: it is a status and a message. */
+#define BL_ASSERT(x)                                                          \
+    do {                                                                      \
+        if (!(x)) bli_assert_fail(__FILE__, __LINE__, #x);                    \
+    } while (0)
+
+_Noreturn void bli_assert_fail(const char *file, int line, const char *expr);
+
+/* Set err (if not NULL) and return code. */
+int bli_err(bl_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int bli_verr(bl_err *err, int code, const char *fmt, va_list ap);
+
+/* A read-only mapping of a whole file. */
+struct bli_map {
+    const unsigned char *data;   /* NULL for an empty file */
+    size_t size;
+};
+
+int bli_map_file(struct bli_map *m, const char *path, bl_err *err);
+void bli_unmap(struct bli_map *m);
+
+/* Bounds check: 1 if [off, off+len) lies within size (no overflow). */
+static inline int bli_in_bounds(size_t off, size_t len, size_t size)
+{
+    return off <= size && len <= size - off;
+}
+
+/* Little-endian loads from possibly unaligned memory. */
+static inline uint32_t bli_rd_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t bli_rd_u64(const unsigned char *p)
+{
+    return (uint64_t)bli_rd_u32(p) | (uint64_t)bli_rd_u32(p + 4) << 32;
+}
+static inline int32_t bli_rd_i32(const unsigned char *p)
+{
+    uint32_t u = bli_rd_u32(p);
+    int32_t v;
+    __builtin_memcpy(&v, &u, 4);
+    return v;
+}
+static inline float bli_rd_f32(const unsigned char *p)
+{
+    uint32_t u = bli_rd_u32(p);
+    float v;
+    __builtin_memcpy(&v, &u, 4);
+    return v;
+}
+
+/* The base name of a path (pointer into it). */
+const char *bli_basename(const char *path);
+
+/* malloc/calloc that treat n*size overflow as failure. */
+void *bli_calloc(size_t n, size_t size);
+void *bli_malloc_array(size_t n, size_t size);
+char *bli_strdup(const char *s);
+char *bli_strndup(const char *s, size_t n);
+
+/* Number of threads to use for a request of n (n <= 0: all processors). */
+int bli_threads(int n);
+
+#endif
