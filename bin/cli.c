@@ -1,0 +1,160 @@
+/* bin/cli.c: shared command-line helpers. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const char *cli_cmd = NULL;
+int cli_quiet = 0, cli_verbose = 0;
+
+static void vmsg(const char *kind, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    if (cli_cmd)
+        fprintf(stderr, "bitlens %s: %s", cli_cmd, kind);
+    else
+        fprintf(stderr, "bitlens: %s", kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("", fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    if (cli_quiet)
+        return;
+    va_start(ap, fmt);
+    vmsg("warning: ", fmt, ap);
+    va_end(ap);
+}
+
+void cli_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("", fmt, ap);
+    va_end(ap);
+    exit(EXIT_ERROR);
+}
+
+void cli_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("", fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "see 'bitlens %s -h'\n", cli_cmd ? cli_cmd : "help");
+    exit(EXIT_ERROR);
+}
+
+void cli_bad_option(int opt, char **argv)
+{
+    extern int optind, optopt;
+    const char *arg = argv[optind - 1];
+    if (opt == ':')
+        cli_usage("option '%s' needs an argument", arg);
+    if (optopt && arg[0] == '-' && arg[1] != '-')
+        cli_usage("unknown option '-%c'", optopt);
+    cli_usage("unknown option '%s'", arg);
+}
+
+int64_t cli_int(const char *opt, const char *s, int64_t lo, int64_t hi)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        cli_usage("%s '%s': not an integer", opt, s);
+    if (v < lo || v > hi)
+        cli_usage("%s %lld: out of range [%lld, %lld]", opt, v, (long long)lo, (long long)hi);
+    return v;
+}
+
+uint64_t cli_u64(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-')
+        cli_usage("%s '%s': not a non-negative integer", opt, s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end)
+        cli_usage("%s '%s': not a non-negative integer", opt, s);
+    return v;
+}
+
+double cli_float(const char *opt, const char *s, double lo, double hi)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        cli_usage("%s '%s': not a number", opt, s);
+    if (v < lo || v > hi)
+        cli_usage("%s %g: out of range [%g, %g]", opt, v, lo, hi);
+    return v;
+}
+
+int cli_stderr_tty(void)
+{
+    return isatty(STDERR_FILENO);
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int utf8_need(unsigned char c)
+{
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) return 2;
+    if (c >= 0xe0 && c <= 0xef) return 3;
+    if (c >= 0xf0 && c <= 0xf4) return 4;
+    return 0;   /* continuation byte or invalid lead */
+}
+
+void cli_utf8_put(struct cli_utf8 *u, FILE *fp, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (u->n > 0) {
+            if ((c & 0xc0) == 0x80) {
+                u->buf[u->n++] = c;
+                if (u->n == u->need) {
+                    fwrite(u->buf, 1, (size_t)u->n, fp);
+                    u->n = 0;
+                }
+                continue;
+            }
+            u->n = 0;   /* sequence cut short: drop it */
+        }
+        int need = utf8_need(c);
+        if (need == 1) {
+            /* as llama2.c's safe_printf: printable ASCII and whitespace */
+            if ((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t' || c == '\r' || c == '\v' ||
+                c == '\f')
+                fputc(c, fp);
+        } else if (need > 1) {
+            u->buf[0] = c;
+            u->n = 1;
+            u->need = need;
+        }
+    }
+}

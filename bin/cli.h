@@ -1,0 +1,56 @@
+/* bin/cli.h: what the subcommands share: messages, exit codes, parsing
+ * numbers and loading a model from the common options. */
+#ifndef BITLENS_CLI_H
+#define BITLENS_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <bitlens/bitlens.h>
+
+/* Exit statuses: 0 ok, 1 "found something" (drift), 2 usage or input error. */
+#define EXIT_FOUND 1
+#define EXIT_ERROR 2
+
+/* Name of the running subcommand, for messages ("generate"). */
+extern const char *cli_cmd;
+/* -q / -v */
+extern int cli_quiet, cli_verbose;
+
+/* "bitlens CMD: message" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* cli_error, then exit 2. */
+_Noreturn void cli_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A usage mistake: the message, a pointer to -h, exit 2. */
+_Noreturn void cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* getopt_long returned '?' (unknown option) or ':' (missing argument; the
+ * optstring starts with ':' and opterr is 0): say which, exit 2. */
+_Noreturn void cli_bad_option(int opt, char **argv);
+
+/* Strict number parsing for option `opt`: the whole string, within
+ * [lo, hi]; anything else is a usage error. */
+int64_t cli_int(const char *opt, const char *s, int64_t lo, int64_t hi);
+uint64_t cli_u64(const char *opt, const char *s);
+double cli_float(const char *opt, const char *s, double lo, double hi);
+
+/* 1 if stderr is a terminal (progress goes there only then). */
+int cli_stderr_tty(void);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* Print text bytes as UTF-8: complete valid sequences are written, invalid
+ * bytes and control characters other than whitespace are dropped. */
+struct cli_utf8 {
+    unsigned char buf[4];
+    int n, need;
+};
+void cli_utf8_put(struct cli_utf8 *u, FILE *fp, const char *s, size_t n);
+
+/* Commands: cmd_<name>(argc, argv) returns the exit status. */
+int cmd_generate(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,201 @@
+/* bin/cmd-generate.c: `bitlens generate`: run a model, print its text. */
+#include "config.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: bitlens generate -m MODEL [-z TOKENIZER] [-p PROMPT] [-n N] [-t T] [--top-p P]\n"
+    "                        [--top-k K] [--seed S] [-c N] [--threads N] [-q] [-v]\n"
+    "\n"
+    "  -m, --model MODEL          model file: GGUF, or llama2.c .bin\n"
+    "  -z, --tokenizer TOKENIZER  llama2.c tokenizer.bin (default: tokenizer.bin\n"
+    "                             beside a .bin model)\n"
+    "  -p, --prompt PROMPT        text to start from (default: empty, BOS only)\n"
+    "  -n, --tokens N             tokens to generate (default 256)\n"
+    "  -t, --temperature T        sampling temperature, 0 = greedy (default 1.0)\n"
+    "      --top-p P              nucleus sampling mass in (0, 1] (default 0.9)\n"
+    "      --top-k K              sample among the K most probable tokens, 0 = all\n"
+    "                             (default 0)\n"
+    "      --seed S               random seed (default 42)\n"
+    "  -c, --ctx N                context size in positions (default: the model's;\n"
+    "                             a longer generation goes past it with a warning)\n"
+    "      --threads N            threads (default: OMP_NUM_THREADS, else all processors)\n"
+    "  -q, --quiet                no statistics or warnings on stderr\n"
+    "  -v, --verbose              the settings, the prompt's token ids and the kernels\n"
+    "                             on stderr\n"
+    "  -h, --help                 this text\n";
+
+enum { OPT_TOP_P = 256, OPT_TOP_K, OPT_SEED, OPT_THREADS };
+
+static const struct option longopts[] = {
+    {"model", required_argument, NULL, 'm'},
+    {"tokenizer", required_argument, NULL, 'z'},
+    {"prompt", required_argument, NULL, 'p'},
+    {"tokens", required_argument, NULL, 'n'},
+    {"temperature", required_argument, NULL, 't'},
+    {"top-p", required_argument, NULL, OPT_TOP_P},
+    {"top-k", required_argument, NULL, OPT_TOP_K},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"ctx", required_argument, NULL, 'c'},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_generate(int argc, char **argv)
+{
+    const char *model_path = NULL, *prompt = "";
+    struct bl_model_params mp = bl_model_default_params();
+    struct bl_sampler_params sp = bl_sampler_default_params();
+    struct bl_ctx_params cp = bl_ctx_default_params();
+    int64_t n_gen = 256, n_ctx = 0;
+    int threads = 0, opt;
+    bl_err err = {0};
+
+    sp.top_p = 0.9f;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":m:z:p:n:t:c:qvh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'm': model_path = optarg; break;
+        case 'z': mp.tokenizer_path = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'n': n_gen = cli_int("-n", optarg, 0, 1 << 24); break;
+        case 't': sp.temperature = (float)cli_float("-t", optarg, 0, 1e6); break;
+        case OPT_TOP_P: sp.top_p = (float)cli_float("--top-p", optarg, 1e-9, 1); break;
+        case OPT_TOP_K: sp.top_k = cli_int("--top-k", optarg, 0, INT32_MAX); break;
+        case OPT_SEED: sp.seed = cli_u64("--seed", optarg); break;
+        case 'c': n_ctx = cli_int("-c", optarg, 1, 1 << 24); break;
+        case OPT_THREADS: threads = (int)cli_int("--threads", optarg, 1, 1024); break;
+        case 'q': cli_quiet = 1; break;
+        case 'v': cli_verbose = 1; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: cli_bad_option(opt, argv);
+        }
+    }
+    if (optind < argc)
+        cli_usage("unexpected argument '%s'", argv[optind]);
+    if (!model_path)
+        cli_usage("no model: give one with -m MODEL");
+
+    threads = bl_set_threads(threads);
+    bl_model *model;
+    if (bl_model_load(&model, model_path, &mp, &err))
+        cli_die("%s", err.msg);
+    const bl_tokenizer *tok = bl_model_tokenizer(model);
+    if (!tok)
+        cli_die("%s: has no vocabulary: give its tokenizer.bin with -z", model_path);
+    const struct bl_model_config *cfg = bl_model_config(model);
+
+    /* the prompt, with BOS */
+    size_t plen = strlen(prompt);
+    int64_t cap = 3 * (int64_t)plen + 5, n_prompt;   /* the bound in tokenizer.h */
+    int32_t *ids = malloc((size_t)cap * sizeof *ids);
+    if (!ids)
+        cli_die("out of memory");
+    if (bl_tokenizer_encode(tok, prompt, plen, BL_TOK_BOS, ids, cap, &n_prompt))
+        cli_die("cannot tokenize the prompt");
+    if (n_prompt == 0)   /* a vocabulary without BOS and an empty prompt */
+        cli_die("the prompt is empty and the vocabulary has no BOS token to start from");
+
+    /* context: the last sampled token is printed, never evaluated */
+    int64_t needed = n_prompt + (n_gen > 0 ? n_gen - 1 : 0);
+    if (n_ctx > 0) {
+        if (n_prompt > n_ctx)
+            cli_die("the prompt is %" PRId64 " tokens, longer than the context (-c %" PRId64 ")", n_prompt, n_ctx);
+        cp.n_ctx = needed < n_ctx ? needed : n_ctx;
+        if (cp.n_ctx > cfg->ctx_train)
+            cli_warn("%s was trained with a context of %" PRId64 " positions; -c %" PRId64 " lets this run go to %" PRId64,
+                     model_path, cfg->ctx_train, n_ctx, cp.n_ctx);
+    } else {
+        if (n_prompt > cfg->ctx_train)
+            cli_die("%s: the prompt is %" PRId64 " tokens, longer than the model's context of %" PRId64
+                    " positions (-c N runs past it)", model_path, n_prompt, cfg->ctx_train);
+        if (needed > cfg->ctx_train)
+            cli_warn("%s was trained with a context of %" PRId64 " positions; this run goes to %" PRId64,
+                     model_path, cfg->ctx_train, needed);
+        cp.n_ctx = needed;
+    }
+    cp.n_threads = threads;
+    if (cli_verbose) {
+        fprintf(stderr, "bitlens generate: %s: %s, %s, %" PRId64 " parameters\n", model_path,
+                bl_model_format_name(model), bl_model_arch_name(model), bl_model_n_params(model));
+        fprintf(stderr, "bitlens generate: prompt of %" PRId64 " tokens:", n_prompt);
+        for (int64_t i = 0; i < n_prompt; i++)
+            fprintf(stderr, " %" PRId32, ids[i]);
+        fprintf(stderr, "\nbitlens generate: context %" PRId64 " positions; temperature %g, top-k %" PRId64
+                ", top-p %g, seed %" PRIu64 "; %d thread%s; cblas_sgemm from %s\n",
+                cp.n_ctx, sp.temperature, sp.top_k, sp.top_p, sp.seed, threads, threads == 1 ? "" : "s",
+                bl_blas_name());
+    }
+
+    bl_ctx *ctx;
+    if (bl_ctx_alloc(&ctx, model, &cp, &err))
+        cli_die("%s", err.msg);
+    bl_sampler *sampler = bl_sampler_alloc(&sp, cfg->n_vocab, &err);
+    if (!sampler)
+        cli_die("%s", err.msg);
+    float *logits = malloc((size_t)cfg->n_vocab * sizeof *logits);
+    char *piece = malloc(4096);
+    if (!logits || !piece)
+        cli_die("out of memory");
+
+    struct cli_utf8 u8 = {{0}, 0, 0};
+    for (int64_t i = 1; i < n_prompt; i++) {
+        size_t k = bl_tokenizer_decode(tok, ids[i - 1], ids[i], piece, 4096);
+        cli_utf8_put(&u8, stdout, piece, k < 4096 ? k : 4096);
+    }
+    fflush(stdout);
+
+    double t0 = cli_now(), t1 = t0;
+    int64_t n_out = 0;
+    if (n_gen > 0) {
+        if (bl_ctx_eval(ctx, ids, n_prompt, logits, 0))
+            cli_die("%s", bl_ctx_errmsg(ctx));
+        t1 = cli_now();
+        int32_t prev = ids[n_prompt - 1];
+        int32_t bos = bl_tokenizer_bos(tok), eos = bl_tokenizer_eos(tok);
+        for (;;) {
+            int32_t next = bl_sampler_sample(sampler, logits);
+            if (next == bos || next == eos)
+                break;
+            size_t k = bl_tokenizer_decode(tok, prev, next, piece, 4096);
+            cli_utf8_put(&u8, stdout, piece, k < 4096 ? k : 4096);
+            fflush(stdout);
+            n_out++;
+            if (n_out == n_gen)
+                break;
+            if (bl_ctx_pos(ctx) == bl_ctx_n_ctx(ctx)) {
+                cli_warn("context full at %" PRId64 " positions", bl_ctx_n_ctx(ctx));
+                break;
+            }
+            if (bl_ctx_eval(ctx, &next, 1, logits, 0))
+                cli_die("%s", bl_ctx_errmsg(ctx));
+            prev = next;
+        }
+    }
+    double t2 = cli_now();
+    putchar('\n');
+    if (!cli_quiet && n_gen > 0) {
+        double pt = t1 - t0, dt = t2 - t1;
+        int64_t n_dec = n_out > 1 ? n_out - 1 : 0;
+        fprintf(stderr, "bitlens generate: %" PRId64 " tokens; prompt %" PRId64 " tokens at %.1f tok/s, "
+                "decode %.1f tok/s (%d thread%s)\n",
+                n_out, n_prompt, pt > 0 ? (double)n_prompt / pt : 0.0,
+                dt > 0 ? (double)n_dec / dt : 0.0, threads, threads == 1 ? "" : "s");
+    }
+    free(piece);
+    free(logits);
+    free(ids);
+    bl_sampler_free(sampler);
+    bl_ctx_free(ctx);
+    bl_model_free(model);
+    return 0;
+}
