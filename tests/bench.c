@@ -1,0 +1,308 @@
+/* tests/bench.c: `make bench`: throughput of the forward pass, side by side
+ * in one run.
+ *
+ * Models: stories260K (real, from the test data) and a random model of
+ * stories15M's shape (dim 288, 6 layers, 6 heads, hidden 768, vocab 32000)
+ * written by the benchmark itself as GGUF, in f32 and in f16, so it is
+ * mapped like a real checkpoint.
+ *
+ * For 1 and 2 threads: prompt tokens/s (one batch of 128 positions through
+ * sgemm) and single-token decode tokens/s (128 steps through the KV cache),
+ * with the bytes of weights each decode step streams (every matrix once, one
+ * embedding row) turned into GB/s and set beside the machine's read
+ * bandwidth measured in the same run, so "memory bound" is a number.  The
+ * plain reference kernels run once for the fast/reference ratio.  Each
+ * figure is the median of 5 runs; these machines are noisy. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <gsl/gsl_rng.h>
+#include <gsl/gsl_randist.h>
+
+#include <bitlens/bitlens.h>
+
+#define REPS 5
+#define N_PROMPT 128
+#define N_DECODE 128
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+/* Sum a block with AVX2 loads, four independent accumulators: as fast as a
+ * core can read. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx2")))
+static uint64_t sum_block(const uint64_t *p, size_t n)
+{
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(p + i + 4)));
+        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256((const __m256i *)(p + i + 8)));
+        a3 = _mm256_add_epi64(a3, _mm256_loadu_si256((const __m256i *)(p + i + 12)));
+    }
+    a0 = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t v[4];
+    _mm256_storeu_si256((__m256i *)v, a0);
+    uint64_t s = v[0] + v[1] + v[2] + v[3];
+    for (; i < n; i++)
+        s += p[i];
+    return s;
+}
+#else
+static uint64_t sum_block(const uint64_t *p, size_t n)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    return s;
+}
+#endif
+
+/* Read bandwidth: sum the words of a buffer far larger than the caches,
+ * each thread its own contiguous half. */
+static double read_bandwidth(int threads)
+{
+    size_t n = (size_t)256 << 20 >> 3;   /* 256 MiB */
+    uint64_t *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = i * 0x9e3779b97f4a7c15ull;
+    double t[REPS];
+    volatile uint64_t sink = 0;
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now();
+        uint64_t s = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : s)
+        {
+            int tid = 0, nth = 1;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+            nth = omp_get_num_threads();
+#endif
+            size_t per = n / (size_t)nth;
+            s += sum_block(buf + (size_t)tid * per, tid == nth - 1 ? n - (size_t)tid * per : per);
+        }
+        sink += s;
+        t[r] = now() - t0;
+    }
+    (void)sink;
+    free(buf);
+    return (double)(n * sizeof *buf) / median(t, REPS) / 1e9;
+}
+
+/* A random Llama model of the given shape as a GGUF file (no vocabulary). */
+static int write_random(const char *path, int type, int64_t dim, int64_t layers, int64_t heads,
+                        int64_t hidden, int64_t vocab, int64_t ctx)
+{
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 15);
+    bl_gguf_writer *w = bl_gguf_writer_alloc();
+    bl_gguf_writer_set_str(w, "general.architecture", "llama");
+    bl_gguf_writer_set_str(w, "general.name", "random-15M-shape");
+    bl_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)ctx);
+    bl_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)dim);
+    bl_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)layers);
+    bl_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)hidden);
+    bl_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)heads);
+    bl_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)heads);
+    size_t n_t = 3 + 9 * (size_t)layers;
+    void **bufs = calloc(n_t, sizeof *bufs);
+    size_t nb = 0;
+#define TENSOR(name, ne0, ne1, std)                                                            \
+    do {                                                                                       \
+        int64_t ne_[2] = {(ne0), (ne1)};                                                       \
+        int64_t n_ = ne_[0] * ne_[1];                                                          \
+        int t_ = (ne1) > 1 ? type : BL_F32;                                                    \
+        void *b_ = malloc((size_t)n_ * (t_ == BL_F32 ? 4 : 2));                                \
+        for (int64_t i_ = 0; i_ < n_; i_++) {                                                  \
+            float v_ = (std) > 0 ? (float)gsl_ran_gaussian(rng, (std)) : 1.0f;                 \
+            if (t_ == BL_F32)                                                                  \
+                ((float *)b_)[i_] = v_;                                                        \
+            else                                                                               \
+                ((uint16_t *)b_)[i_] = bl_f32_to_f16(v_);                                      \
+        }                                                                                      \
+        bufs[nb++] = b_;                                                                       \
+        bl_gguf_writer_add_tensor(w, (name), t_, (ne1) > 1 ? 2 : 1, ne_, b_);                  \
+    } while (0)
+    char name[64];
+    TENSOR("token_embd.weight", dim, vocab, 0.02);
+    for (int64_t l = 0; l < layers; l++) {
+        static const char *const nm[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                          "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+        int64_t shp[9][2] = {{dim, 1}, {dim, dim}, {dim, dim}, {dim, dim}, {dim, dim},
+                             {dim, 1}, {dim, hidden}, {dim, hidden}, {hidden, dim}};
+        for (int k = 0; k < 9; k++) {
+            snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, nm[k]);
+            TENSOR(name, shp[k][0], shp[k][1], shp[k][1] > 1 ? 0.02 : 0);
+        }
+    }
+    TENSOR("output_norm.weight", dim, 1, 0);
+    TENSOR("output.weight", dim, vocab, 0.02);
+#undef TENSOR
+    bl_err err;
+    int rc = bl_gguf_writer_write(w, path, &err);
+    if (rc)
+        fprintf(stderr, "bench: %s\n", err.msg);
+    for (size_t i = 0; i < nb; i++)
+        free(bufs[i]);
+    free(bufs);
+    bl_gguf_writer_free(w);
+    gsl_rng_free(rng);
+    return rc;
+}
+
+struct result {
+    double prompt_tps, decode_tps;
+};
+
+static struct result measure(const bl_model *m, int threads, int kernels, int reps, int n_decode)
+{
+    const struct bl_model_config *c = bl_model_config(m);
+    struct bl_ctx_params p = bl_ctx_default_params();
+    p.n_ctx = N_PROMPT + n_decode + 1;
+    p.n_batch = N_PROMPT;
+    p.n_threads = threads;
+    p.kernels = kernels;
+    bl_set_threads(threads);
+    bl_ctx *ctx;
+    bl_err err;
+    if (bl_ctx_alloc(&ctx, m, &p, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    int32_t *ids = malloc(N_PROMPT * sizeof *ids);
+    for (int i = 0; i < N_PROMPT; i++)
+        ids[i] = (int32_t)((i * 7919 + 13) % c->n_vocab);
+    float *logits = malloc((size_t)c->n_vocab * sizeof *logits);
+    double tp[REPS], td[REPS];
+    for (int r = 0; r < reps; r++) {
+        bl_ctx_rewind(ctx, 0);
+        double t0 = now();
+        bl_ctx_eval(ctx, ids, N_PROMPT, logits, 0);
+        tp[r] = N_PROMPT / (now() - t0);
+        int32_t tok = (int32_t)bl_argmax(logits, c->n_vocab);
+        t0 = now();
+        for (int i = 0; i < n_decode; i++) {
+            bl_ctx_eval(ctx, &tok, 1, logits, 0);
+            tok = (int32_t)bl_argmax(logits, c->n_vocab);
+        }
+        td[r] = n_decode / (now() - t0);
+    }
+    free(ids);
+    free(logits);
+    bl_ctx_free(ctx);
+    struct result res = {median(tp, reps), median(td, reps)};
+    return res;
+}
+
+static void row(const char *label, const bl_model *m, int threads, struct result r, double bw)
+{
+    double bytes = (double)bl_model_decode_bytes(m);
+    double gbs = bytes * r.decode_tps / 1e9;
+    printf("%-30s %8.1f MB %3d %12.0f %12.1f %9.2f %8.0f%%\n", label, bytes / 1e6, threads,
+           r.prompt_tps, r.decode_tps, gbs, bw > 0 ? 100 * gbs / bw : 0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *td = argc > 1 ? argv[1] : getenv("BL_TESTDATA");
+    int max_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (max_threads > 2)
+        max_threads = 2;
+
+    printf("bitlens %s bench: %ld processors; kernels %s\n", bl_version(),
+           sysconf(_SC_NPROCESSORS_ONLN), getenv("BL_BENCH_KERNELS") ? getenv("BL_BENCH_KERNELS") : "fast");
+    printf("cblas_sgemm from %s\n  (%s)\n", bl_blas_name(), bl_blas_config());
+    double bw[3] = {0};
+    for (int t = 1; t <= max_threads; t++)
+        bw[t] = read_bandwidth(t);
+    printf("memory read bandwidth (256 MiB, median of %d): 1 thread %.1f GB/s", REPS, bw[1]);
+    if (max_threads > 1)
+        printf(", 2 threads %.1f GB/s", bw[2]);
+    printf("\nprompt: one batch of %d positions; decode: %d single-token steps; median of %d runs\n\n",
+           N_PROMPT, N_DECODE, REPS);
+    printf("%-30s %11s %3s %12s %12s %9s %9s\n", "model", "weights/tok", "thr", "prompt tok/s",
+           "decode tok/s", "GB/s", "of read");
+
+    char path[4096];
+    bl_model *m;
+    bl_err err;
+    if (td) {
+        char tok[4096];
+        snprintf(path, sizeof path, "%s/models/stories260K.bin", td);
+        snprintf(tok, sizeof tok, "%s/models/tok512.bin", td);
+        struct bl_model_params mp = bl_model_default_params();
+        mp.tokenizer_path = tok;
+        if (bl_model_load(&m, path, &mp, &err) == 0) {
+            for (int t = 1; t <= max_threads; t++)
+                row("stories260K.bin (f32)", m, t, measure(m, t, BL_KERNELS_AUTO, REPS, N_DECODE), bw[t]);
+            bl_model_free(m);
+        } else {
+            printf("(stories260K: %s)\n", err.msg);
+        }
+    }
+
+    char dir[] = "/tmp/bitlens-bench-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    struct result ref = {0}, fast1 = {0};
+    for (int type = BL_F32; type <= BL_F16; type++) {
+        snprintf(path, sizeof path, "%s/random15M-%s.gguf", dir, bl_dtype_name(type));
+        fprintf(stderr, "bench: writing %s\n", path);
+        if (write_random(path, type, 288, 6, 6, 768, 32000, 512))
+            return 1;
+        if (bl_model_load(&m, path, NULL, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            return 1;
+        }
+        char label[64];
+        snprintf(label, sizeof label, "random 15M shape (%s)", bl_dtype_name(type));
+        for (int t = 1; t <= max_threads; t++) {
+            struct result r = measure(m, t, BL_KERNELS_AUTO, REPS, N_DECODE);
+            if (type == BL_F32 && t == 1)
+                fast1 = r;
+            row(label, m, t, r, bw[t]);
+        }
+        if (type == BL_F32) {
+            ref = measure(m, 1, BL_KERNELS_REFERENCE, 1, 16);
+            row("  same, reference kernels", m, 1, ref, bw[1]);
+        }
+        bl_model_free(m);
+        unlink(path);
+    }
+    rmdir(dir);
+    printf("\nfast / reference kernels, 1 thread, random 15M f32: prompt %.1fx, decode %.1fx\n",
+           fast1.prompt_tps / ref.prompt_tps, fast1.decode_tps / ref.decode_tps);
+    return 0;
+}
