@@ -183,6 +183,7 @@ int cmd_generate(int argc, char **argv)
     }
     double t2 = cli_now();
     putchar('\n');
+    fflush(stdout);   /* the text, then the statistics, also through a pipe */
     if (!cli_quiet && n_gen > 0) {
         double pt = t1 - t0, dt = t2 - t1;
         int64_t n_dec = n_out > 1 ? n_out - 1 : 0;

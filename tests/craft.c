@@ -46,6 +46,8 @@
 
 #include <bitlens/bitlens.h>
 
+#include "testutil.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "craft.c copies little-endian floats as host floats"
 #endif
@@ -56,52 +58,6 @@
 
 /* ---------------------------------------------------------------- files */
 
-/* Read a whole file; *n receives its size.  NULL (errno set) on failure. */
-CR_FN unsigned char *cr_read(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            size_t nc = cap ? 2 * cap : 1 << 16;
-            unsigned char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    *n = len;
-    return buf;
-}
-
-/* Write n bytes to path (created or replaced).  0 or -1. */
-CR_FN int cr_write(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    int bad = n && fwrite(data, 1, n, f) != n;
-    if (fclose(f) != 0)
-        bad = 1;
-    return bad ? -1 : 0;
-}
 
 static void cr_put_u32(unsigned char *p, uint32_t v)
 {
@@ -557,7 +513,7 @@ CR_FN int cr_gguf_offset_past_end(const char *src, const char *out, const char *
     if (cr_gguf_variant(src, out, "copy", why, whylen))
         return -1;
     size_t n;
-    unsigned char *buf = cr_read(out, &n);
+    unsigned char *buf = (unsigned char *)read_file(out, &n);
     if (!buf) {
         snprintf(why, whylen, "%s: cannot read back: %s", out, strerror(errno));
         return -1;
@@ -567,7 +523,7 @@ CR_FN int cr_gguf_offset_past_end(const char *src, const char *out, const char *
     int rc = cr_gguf_set_offset(buf, n, name, rel);
     if (rc)
         snprintf(why, whylen, "%s: tensor '%s' not found", src, name);
-    else if ((rc = cr_write(out, buf, n)))
+    else if ((rc = write_file(out, buf, n)))
         snprintf(why, whylen, "%s: cannot write: %s", out, strerror(errno));
     free(buf);
     return rc;
@@ -710,7 +666,7 @@ CR_FN int cr_make(const char *kind, const char *srcpath, const char *out, int ar
         char buf[4096];
         for (size_t i = 0; i < sizeof buf; i++)
             buf[i] = "this is not a model file\n"[i % 25];
-        if (cr_write(out, buf, sizeof buf)) {
+        if (write_file(out, buf, sizeof buf)) {
             snprintf(why, whylen, "%s: cannot write: %s", out, strerror(errno));
             return -1;
         }
@@ -748,7 +704,7 @@ CR_FN int cr_make(const char *kind, const char *srcpath, const char *out, int ar
                                        whylen);
 
     /* the rest read the source themselves */
-    if (!(src = cr_read(srcpath, &n))) {
+    if (!(src = (unsigned char *)read_file(srcpath, &n))) {
         snprintf(why, whylen, "%s: cannot read: %s", srcpath, strerror(errno));
         return -1;
     }
@@ -827,7 +783,7 @@ CR_FN int cr_make(const char *kind, const char *srcpath, const char *out, int ar
         snprintf(why, whylen, "unknown kind '%s'", kind);
         goto done;
     }
-    if (cr_write(out, img, m)) {
+    if (write_file(out, img, m)) {
         snprintf(why, whylen, "%s: cannot write: %s", out, strerror(errno));
         goto done;
     }

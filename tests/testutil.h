@@ -14,8 +14,12 @@ char *td_path(const char *rel);
 /* Skip the whole test program unless rel exists under the test data. */
 char *td_require(const char *rel);
 
-/* Read a whole file; *n receives its size.  NULL if it cannot be read. */
+/* Read a whole file (NUL-terminated for convenience); *n receives its size.
+ * NULL if it cannot be read. */
 void *read_file(const char *path, size_t *n);
+
+/* Write n bytes to path (created or replaced): 0, or -1. */
+int write_file(const char *path, const void *data, size_t n);
 
 /* Read a raw little-endian float32 file of exactly n floats (NULL otherwise). */
 float *read_f32(const char *path, size_t n);

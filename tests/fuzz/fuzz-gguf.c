@@ -200,17 +200,7 @@ static void walk_vocab(const bl_gguf *g, const uint8_t *data, size_t size)
     FUZZ_CHECK(bl_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, NULL) == BL_OK);
     FUZZ_CHECK(bl_tokenizer_n_vocab(t) == (int64_t)n);
     fuzz_walk_tokenizer(t);
-    for (size_t i = 0; i < FUZZ_N_TEXTS; i++) {
-        char *out;
-        size_t out_len;
-        fuzz_encode(t, fuzz_texts[i], fuzz_text_len(i), i % 4, &out, &out_len);
-        free(out);
-    }
-    /* the input's first bytes, as text */
-    char *out;
-    size_t out_len;
-    fuzz_encode(t, (const char *)data, size < 64 ? size : 64, BL_TOK_BOS, &out, &out_len);
-    free(out);
+    fuzz_encode_texts(t, data, size);
     FUZZ_REACHED(FZ_ENCODED);
     bl_tokenizer_free(t);
 }

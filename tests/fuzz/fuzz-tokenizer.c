@@ -119,16 +119,7 @@ static void tokenizer_file(const uint8_t *d, size_t n, int64_t n_vocab)
     FUZZ_CHECK(bl_tokenizer_n_vocab(t) == n_vocab);
     FUZZ_CHECK(count_tokens(d, n) == n_vocab);
     fuzz_walk_tokenizer(t);
-    for (size_t i = 0; i < FUZZ_N_TEXTS; i++) {
-        char *out;
-        size_t out_len;
-        fuzz_encode(t, fuzz_texts[i], fuzz_text_len(i), i % 4, &out, &out_len);
-        free(out);
-    }
-    char *out;
-    size_t out_len;
-    fuzz_encode(t, (const char *)d, n < 64 ? n : 64, BL_TOK_BOS, &out, &out_len);
-    free(out);
+    fuzz_encode_texts(t, (const uint8_t *)d, n);
     FUZZ_REACHED(FZ_ENCODED);
     bl_tokenizer_free(t);
 }

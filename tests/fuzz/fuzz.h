@@ -285,6 +285,20 @@ static size_t fuzz_text_len(size_t i)
 {
     return i == FUZZ_N_TEXTS - 1 ? 3 : strlen(fuzz_texts[i]);
 }
+
+/* Encode the fixed texts, then the first 64 bytes of the input as text. */
+__attribute__((unused)) static void fuzz_encode_texts(const bl_tokenizer *t, const uint8_t *data,
+                                                       size_t size)
+{
+    char *out;
+    size_t out_len;
+    for (size_t i = 0; i < FUZZ_N_TEXTS; i++) {
+        fuzz_encode(t, fuzz_texts[i], fuzz_text_len(i), i % 4, &out, &out_len);
+        free(out);
+    }
+    fuzz_encode(t, (const char *)data, size < 64 ? size : 64, BL_TOK_BOS, &out, &out_len);
+    free(out);
+}
 #endif
 
 #endif

@@ -38,6 +38,7 @@
 #include <bitlens/bitlens.h>
 
 #include "fuzz.h"
+#include "testutil.h"
 #include "tap.h"
 
 unsigned fuzz_reached;
@@ -203,47 +204,6 @@ static unsigned run(const struct target *t, const uint8_t *data, size_t size, co
 }
 
 /* ------------------------------------------------------------ files */
-
-static uint8_t *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (len < cap)
-            break;
-        uint8_t *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    *n = len;
-    return buf;
-}
-
-static int write_all(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    int bad = n && fwrite(data, 1, n, f) != n;
-    bad |= fclose(f) != 0;
-    return bad ? -1 : 0;
-}
 
 static int is_regular(const char *path)
 {
@@ -899,7 +859,7 @@ static void run_testdata(const struct target *t, const char *pattern, const uint
         return;
     for (size_t i = 0; i < gl.gl_pathc; i++) {
         size_t n;
-        uint8_t *d = read_all(gl.gl_pathv[i], &n);
+        uint8_t *d = (uint8_t *)read_file(gl.gl_pathv[i], &n);
         if (!d) {
             ok(0, "%s: cannot read %s", t->name, gl.gl_pathv[i]);
             continue;
@@ -939,7 +899,7 @@ static void run_vocab_tests(const struct target *t)
     static const char sep[] = "\n__ggml_vocab_test__\n";
     for (size_t i = 0; i < gl.gl_pathc; i++) {
         size_t n;
-        uint8_t *d = read_all(gl.gl_pathv[i], &n);
+        uint8_t *d = (uint8_t *)read_file(gl.gl_pathv[i], &n);
         if (!d)
             continue;
         size_t cases = 0, at = 0;
@@ -977,7 +937,7 @@ static void run_text_files(const struct target *t)
         return;
     for (size_t i = 0; i < gl.gl_pathc; i++) {
         size_t n;
-        uint8_t *d = read_all(gl.gl_pathv[i], &n);
+        uint8_t *d = (uint8_t *)read_file(gl.gl_pathv[i], &n);
         if (!d)
             continue;
         size_t runs = 0;
@@ -1206,7 +1166,7 @@ static void selftest_regress(void)
         char **files = list_dir(dir, prefix, &n);
         for (size_t i = 0; i < n; i++) {
             size_t len;
-            uint8_t *d = read_all(files[i], &len);
+            uint8_t *d = (uint8_t *)read_file(files[i], &len);
             if (!d) {
                 ok(0, "%s: cannot read %s", t->name, files[i]);
                 continue;
@@ -1272,7 +1232,7 @@ static int replay(const struct target *t, int argc, char **argv)
         size_t done = 0;
         for (size_t j = 0; j < n; j++) {
             size_t len;
-            uint8_t *d = read_all(files[j], &len);
+            uint8_t *d = (uint8_t *)read_file(files[j], &len);
             if (!d) {
                 ok(0, "%s: cannot read %s", t->name, files[j]);
                 continue;
@@ -1300,7 +1260,7 @@ static int write_seeds(const struct target *t, const char *dir)
             continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/synthetic-%s", dir, seeds[i].name);
-        if (write_all(path, seeds[i].data.p, seeds[i].data.n) != 0) {
+        if (write_file(path, seeds[i].data.p, seeds[i].data.n) != 0) {
             fprintf(stderr, "fuzz-replay: cannot write %s\n", path);
             free_seeds();
             return 1;
