@@ -92,7 +92,9 @@ struct bl_ctx_params {
 
 struct bl_ctx_params bl_ctx_default_params(void);
 
-/* A context for `model` (borrowed: it must outlive the context). */
+/* A context for `model` (borrowed: it must outlive the context).  Like
+ * bl_set_threads(), it makes OpenBLAS run on the calling thread: the
+ * context splits matrix products across its own n_threads. */
 int bl_ctx_alloc(bl_ctx **out, const bl_model *model, const struct bl_ctx_params *p,
                  bl_err *err);
 void bl_ctx_free(bl_ctx *c);
