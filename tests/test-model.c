@@ -58,7 +58,7 @@ static const char *tpath(const char *name)
 
 static int write_tmp(const char *name, const void *data, size_t n)
 {
-    if (cr_write(tpath(name), data, n)) {
+    if (write_file(tpath(name), data, n)) {
         diag("cannot write %s", tpath(name));
         return -1;
     }
@@ -535,7 +535,7 @@ static void test_truncation(const bl_model *m0, const unsigned char *bin, size_t
 
     /* GGUF: header fields, key/value and tensor-info region, every tensor */
     size_t gn;
-    unsigned char *g = cr_read(gguf_path, &gn);
+    unsigned char *g = (unsigned char *)read_file(gguf_path, &gn);
     bl_gguf *gg = NULL;
     bl_err err;
     if (!g || bl_gguf_open(&gg, gguf_path, &err)) {
@@ -758,7 +758,7 @@ static void test_errors(const unsigned char *bin, size_t bin_n)
 
     /* tokenizer.bin of another model, or cut short */
     size_t tn;
-    unsigned char *tok = cr_read(tok_path, &tn);
+    unsigned char *tok = (unsigned char *)read_file(tok_path, &tn);
     size_t ends[600], count = 0;
     if (!tok || cr_tok_scan(tok, tn, ends, 600, &count) || count != 512) {
         ok(0, "tok512.bin: 512 tokens (%zu)", count);
@@ -797,10 +797,10 @@ static void test_errors(const unsigned char *bin, size_t bin_n)
             bl_model_free(m);
             char tb[4200];
             snprintf(tb, sizeof tb, "%s/beside/tokenizer.bin", tmp);
-            cr_write(tb, tok, ends[299]);
+            write_file(tb, tok, ends[299]);
             expect_fail(model, NULL, 0, BL_EMISMATCH, tb, W("300", "512"),
                         "the tokenizer.bin beside the model holds 300 tokens");
-            cr_write(tb, tok, tn);
+            write_file(tb, tok, tn);
             m = load(model, NULL, 0, &err);
             ok(m && bl_model_tokenizer(m) && bl_tokenizer_n_vocab(bl_model_tokenizer(m)) == 512,
                "the tokenizer.bin beside the model is found and read");
@@ -869,7 +869,7 @@ int main(void)
         skip_all("cannot make a temporary directory");
 
     size_t bin_n;
-    unsigned char *bin = cr_read(bin_path, &bin_n);
+    unsigned char *bin = (unsigned char *)read_file(bin_path, &bin_n);
     struct cr_l2c h;
     char why[512];
     if (!bin || cr_l2c_parse(bin, bin_n, &h, why, sizeof why)) {
