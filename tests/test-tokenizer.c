@@ -7,7 +7,9 @@
  *   llama2.c run.c's ids for 30 strings on tok512.bin (golden/tok512_vectors.json,
  *   with BOS), and run.c's decoding of them;
  *   the same 30 strings through stories260K.gguf's vocabulary, which is
- *   tok512 written with "▁" for spaces: the ids must be the same. */
+ *   tok512 written with "▁" for spaces: the ids must be the same;
+ *   the model names, BOS wishes and BL_TOK_SPECIAL.  (Byte-level BPE and
+ *   tokenizer.json are in tests/test-bpe.c.) */
 #include "config.h"
 
 #include <stdlib.h>
@@ -185,11 +187,55 @@ static void buffer_contract(void)
     free(tp);
 }
 
+/* The model name, whether BOS is wanted, and special tokens: text spelling
+ * "<s>" is BOS with BL_TOK_SPECIAL (and the text after it gets the dummy
+ * prefix, as llama.cpp does), ordinary text without. */
+static void properties(void)
+{
+    char *tp = td_path("models/tok512.bin"), *gp = td_path("models/stories260K.gguf");
+    if (!tp || !gp) {
+        skip(4, "tok512.bin or stories260K.gguf absent");
+        goto out;
+    }
+    bl_tokenizer *t, *tg;
+    bl_gguf *g;
+    bl_err err;
+    if (bl_tokenizer_load_llama2c(&t, tp, 512, &err) || bl_gguf_open(&g, gp, &err) ||
+        bl_tokenizer_from_gguf(&tg, g, &err)) {
+        ok(0, "load tokenizers: %s", err.msg);
+        goto out;
+    }
+    bl_gguf_free(g);
+    ok(strcmp(bl_tokenizer_model(t), "llama2.c") == 0 && bl_tokenizer_add_bos(t) && !bl_tokenizer_add_eos(t),
+       "tok512.bin: model 'llama2.c', wants BOS, not EOS");
+    ok(strcmp(bl_tokenizer_model(tg), "llama") == 0 && bl_tokenizer_add_bos(tg) &&
+           bl_tokenizer_kind(tg, 1) == BL_TOKEN_CONTROL,
+       "stories260K.gguf: model 'llama', wants BOS, <s> is a control token");
+    int32_t a[64], b[64], c[64];
+    int64_t na, nb, nc;
+    int rc = bl_tokenizer_encode(tg, "Once<s>upon", 11, BL_TOK_SPECIAL, a, 64, &na);
+    rc |= bl_tokenizer_encode(tg, "Once", 4, 0, b, 64, &nb);
+    rc |= bl_tokenizer_encode(tg, "upon", 4, 0, c, 64, &nc);
+    ok(rc == 0 && na == nb + 1 + nc && same_ids(a, nb, b, nb) && a[nb] == 1 && same_ids(a + nb + 1, nc, c, nc),
+       "BL_TOK_SPECIAL: 'Once<s>upon' is 'Once', BOS, '\xe2\x96\x81upon'");
+    rc = bl_tokenizer_encode(tg, "Once<s>upon", 11, 0, a, 64, &na);
+    int has = 0;
+    for (int64_t i = 0; i < na; i++)
+        has |= a[i] == 1;
+    ok(rc == 0 && !has && na > 3, "without it, '<s>' is ordinary text (%lld ids)", (long long)na);
+    bl_tokenizer_free(t);
+    bl_tokenizer_free(tg);
+out:
+    free(tp);
+    free(gp);
+}
+
 int main(void)
 {
     free(td_require("README.md"));
     llamacpp_vectors("tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf");
     runc_vectors();
     buffer_contract();
+    properties();
     return done_testing();
 }
