@@ -63,6 +63,7 @@ struct bl_ctx {
 
     int64_t n_points;
     struct hook_point *points;
+    struct hook_point absent;     /* for the points this model does not have */
     struct hook_point **at;   /* [kind * (n_layers + 1) + layer + 1] */
 
     char errmsg[512];
@@ -113,6 +114,7 @@ static const struct {
     const char *name;   /* with %d for the layer */
 } hook_names[BL_HOOK_N_KINDS] = {
     {BL_HOOK_EMBED, 0, "hook_embed"},
+    {BL_HOOK_POS_EMBED, 0, "hook_pos_embed"},
     {BL_HOOK_RESID_PRE, 1, "blocks.%d.hook_resid_pre"},
     {BL_HOOK_LN1_SCALE, 1, "blocks.%d.ln1.hook_scale"},
     {BL_HOOK_LN1_NORMALIZED, 1, "blocks.%d.ln1.hook_normalized"},
@@ -136,7 +138,8 @@ static int build_hooks(bl_ctx *c)
 {
     int64_t L = c->cfg.n_layers, n = 0;
     for (int k = 0; k < BL_HOOK_N_KINDS; k++)
-        n += hook_names[k].per_layer ? L : 1;
+        if (k != BL_HOOK_POS_EMBED || c->cfg.pos_embd)
+            n += hook_names[k].per_layer ? L : 1;
     c->points = bli_calloc((size_t)n, sizeof *c->points);
     c->at = bli_calloc((size_t)BL_HOOK_N_KINDS * (size_t)(L + 1), sizeof *c->at);
     if (!c->points || !c->at)
@@ -149,7 +152,10 @@ static int build_hooks(bl_ctx *c)
                 int pl = hook_names[k].per_layer;
                 if (pl != (pass == 1))
                     continue;
-                if (!pl && (pass == 0) != (k == BL_HOOK_EMBED))
+                int first = k == BL_HOOK_EMBED || k == BL_HOOK_POS_EMBED;
+                if (!pl && (pass == 0) != first)
+                    continue;
+                if (k == BL_HOOK_POS_EMBED && !c->cfg.pos_embd)
                     continue;
                 struct hook_point *p = &c->points[i++];
                 char buf[64];
@@ -162,6 +168,10 @@ static int build_hooks(bl_ctx *c)
             }
     BL_ASSERT(i == n);
     c->n_points = n;
+    /* points a model lacks lead to one that nothing can subscribe to */
+    for (size_t k = 0; k < (size_t)BL_HOOK_N_KINDS * (size_t)(L + 1); k++)
+        if (!c->at[k])
+            c->at[k] = &c->absent;
     return BL_OK;
 }
 
@@ -266,6 +276,12 @@ int bl_ctx_alloc(bl_ctx **out, const bl_model *model, const struct bl_ctx_params
     c->cfg = *bl_model_config(model);
     c->w = bli_model_weights(model);
     c->n_ctx = p.n_ctx > 0 ? p.n_ctx : c->cfg.ctx_train;
+    if (c->cfg.pos_embd && c->n_ctx > c->cfg.ctx_train) {
+        int64_t rows = c->cfg.ctx_train;
+        bl_ctx_free(c);
+        return bli_err(err, BL_ERANGE, "a context of %" PRId64 " positions: %s learned only %" PRId64
+                       " position embeddings", p.n_ctx, bl_model_path(model), rows);
+    }
     c->n_batch = p.n_batch > 0 ? p.n_batch : 256;
     if (c->n_batch > c->n_ctx)
         c->n_batch = c->n_ctx;
@@ -306,8 +322,8 @@ int bl_ctx_alloc(bl_ctx **out, const bl_model *model, const struct bl_ctx_params
     for (int64_t l = 0; l < cf->n_layers; l++) {
         const struct bli_layer *Ly = &c->w->layers[l];
         any16 |= needs_scratch(&Ly->wq) | needs_scratch(&Ly->wk) | needs_scratch(&Ly->wv) |
-                 needs_scratch(&Ly->wo) | needs_scratch(&Ly->w_gate) | needs_scratch(&Ly->w_up) |
-                 needs_scratch(&Ly->w_down);
+                 needs_scratch(&Ly->wo) | (Ly->w_gate.data && needs_scratch(&Ly->w_gate)) |
+                 needs_scratch(&Ly->w_up) | needs_scratch(&Ly->w_down);
     }
     if (any16 && !c->ref) {
         size_t widest = D > F ? D : F;
@@ -320,10 +336,14 @@ int bl_ctx_alloc(bl_ctx **out, const bl_model *model, const struct bl_ctx_params
             goto nomem;
     }
 
-    /* RoPE tables in double, rounded once: theta_j = pos * base^(-2j/n_rot) */
+    /* RoPE tables in double, rounded once: theta_j = pos * base^(-2j/n_rot),
+     * divided by the model's frequency factor j where it has them */
+    const float *rf = c->w->rope_factors;
     for (int64_t pos = 0; pos < c->n_ctx; pos++)
         for (size_t j = 0; j < half; j++) {
             double theta = (double)pos * pow((double)cf->rope_base, -2.0 * (double)j / (double)cf->n_rot);
+            if (rf)
+                theta /= (double)rf[j];
             c->rope_cos[(size_t)pos * half + j] = (float)cos(theta);
             c->rope_sin[(size_t)pos * half + j] = (float)sin(theta);
         }
@@ -347,19 +367,23 @@ static void matmul(bl_ctx *c, const struct bli_weight *w, const float *X, float 
         bli_matmul(w->type, w->data, X, Y, n, rows, cols, c->wscratch, c->wscratch_n, c->n_threads);
 }
 
-/* Rotate adjacent pairs (2j, 2j+1) of the first n_rot dims of each head. */
+/* Rotate the first n_rot dims of each head: pairs (2j, 2j+1) for the
+ * adjacent layout, (j, j + n_rot/2) for the halves layout. */
 static void rope(const bl_ctx *c, float *v, int64_t n, int64_t pos0, int64_t n_heads)
 {
     int64_t hd = c->cfg.head_dim, half = c->cfg.n_rot / 2, width = n_heads * hd;
+    int64_t stride = c->cfg.rope == BL_ROPE_HALVES ? 1 : 2;   /* of the pair's first element */
+    int64_t gap = c->cfg.rope == BL_ROPE_HALVES ? half : 1;   /* to its second */
     for (int64_t i = 0; i < n; i++) {
         const float *cs = c->rope_cos + (pos0 + i) * half;
         const float *sn = c->rope_sin + (pos0 + i) * half;
         for (int64_t h = 0; h < n_heads; h++) {
             float *r = v + i * width + h * hd;
             for (int64_t j = 0; j < half; j++) {
-                float v0 = r[2 * j], v1 = r[2 * j + 1];
-                r[2 * j] = v0 * cs[j] - v1 * sn[j];
-                r[2 * j + 1] = v0 * sn[j] + v1 * cs[j];
+                float *a = r + j * stride, *b = a + gap;
+                float v0 = *a, v1 = *b;
+                *a = v0 * cs[j] - v1 * sn[j];
+                *b = v0 * sn[j] + v1 * cs[j];
             }
         }
     }
@@ -407,6 +431,37 @@ static void attention(bl_ctx *c, int64_t l, int64_t n, int64_t pos0)
     }
 }
 
+/* out = norm(in) * w (+ b) per row, divisors into c->scale: RMSNorm or
+ * LayerNorm as the model uses. */
+static void norm_rows(bl_ctx *c, float *out, const float *in, const struct bli_weight *w,
+                      const struct bli_weight *b, int64_t n)
+{
+    int64_t D = c->cfg.dim;
+    for (int64_t i = 0; i < n; i++) {
+        if (c->cfg.norm == BL_NORM_RMS)
+            c->scale[i] = bli_rmsnorm(out + i * D, in + i * D, w->data, D, c->cfg.norm_eps);
+        else
+            c->scale[i] = bli_layernorm(out + i * D, in + i * D, w->data, b->data, D, c->cfg.norm_eps);
+    }
+}
+
+/* Y[i] += b for each of n rows of width, if the model has the bias. */
+static void add_bias(float *Y, const struct bli_weight *b, int64_t n, int64_t width)
+{
+    if (!b->data)
+        return;
+    const float *bv = b->data;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < width; j++)
+            Y[i * width + j] += bv[j];
+}
+
+/* GELU, tanh approximation (as GPT-2 computes it) */
+static float gelu_tanh(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
 static int forward(bl_ctx *c, const int32_t *tokens, int64_t n, float *logits, int all)
 {
     const struct bl_model_config *cf = &c->cfg;
@@ -414,15 +469,23 @@ static int forward(bl_ctx *c, const int32_t *tokens, int64_t n, float *logits, i
     int64_t L = cf->n_layers, D = cf->dim, F = cf->hidden_dim, V = cf->n_vocab;
     int64_t Q = cf->n_heads * cf->head_dim, KV = cf->n_kv_heads * cf->head_dim;
     int64_t pos0 = c->pos;
-    float eps = cf->norm_eps;
     size_t erow = bl_dtype_row_bytes(w->tok_embd.type, D);
     int rc;
 
-    /* x = embedding rows */
+    /* x = token embedding rows (+ position embedding rows) */
     for (int64_t i = 0; i < n; i++)
         bl_to_f32(w->tok_embd.type, (const unsigned char *)w->tok_embd.data + (size_t)tokens[i] * erow,
                   c->x + i * D, D);
     FIRE(BL_HOOK_EMBED, -1, c->x, D);
+    if (cf->pos_embd) {
+        size_t prow = bl_dtype_row_bytes(w->pos_embd.type, D);
+        for (int64_t i = 0; i < n; i++)
+            bl_to_f32(w->pos_embd.type, (const unsigned char *)w->pos_embd.data + (size_t)(pos0 + i) * prow,
+                      c->xb2 + i * D, D);
+        FIRE(BL_HOOK_POS_EMBED, -1, c->xb2, D);
+        for (int64_t i = 0; i < n * D; i++)
+            c->x[i] += c->xb2[i];
+    }
 
     for (int64_t l = 0; l < L; l++) {
         const struct bli_layer *Ly = &w->layers[l];
@@ -430,8 +493,7 @@ static int forward(bl_ctx *c, const int32_t *tokens, int64_t n, float *logits, i
         float *vc = c->value_cache + ((size_t)l * (size_t)c->n_ctx + (size_t)pos0) * (size_t)KV;
 
         FIRE(BL_HOOK_RESID_PRE, l, c->x, D);
-        for (int64_t i = 0; i < n; i++)
-            c->scale[i] = bli_rmsnorm(c->xb + i * D, c->x + i * D, Ly->attn_norm.data, D, eps);
+        norm_rows(c, c->xb, c->x, &Ly->attn_norm, &Ly->attn_norm_b, n);
         FIRE(BL_HOOK_LN1_SCALE, l, c->scale, 1);
         FIRE(BL_HOOK_LN1_NORMALIZED, l, c->xb, D);
 
@@ -446,48 +508,61 @@ static int forward(bl_ctx *c, const int32_t *tokens, int64_t n, float *logits, i
             matmul(c, &Ly->wk, c->xb, kc, n, KV, D);
             matmul(c, &Ly->wv, c->xb, vc, n, KV, D);
         }
+        add_bias(c->q, &Ly->bq, n, Q);
+        add_bias(kc, &Ly->bk, n, KV);
+        add_bias(vc, &Ly->bv, n, KV);
         FIRE(BL_HOOK_ATTN_Q, l, c->q, Q);
         FIRE(BL_HOOK_ATTN_K, l, kc, KV);
         FIRE(BL_HOOK_ATTN_V, l, vc, KV);
-        rope(c, c->q, n, pos0, cf->n_heads);
-        rope(c, kc, n, pos0, cf->n_kv_heads);
+        if (cf->rope != BL_ROPE_NONE) {
+            rope(c, c->q, n, pos0, cf->n_heads);
+            rope(c, kc, n, pos0, cf->n_kv_heads);
+        }
 
         attention(c, l, n, pos0);                    /* z [n x Q] */
         FIRE(BL_HOOK_ATTN_Z, l, c->z, Q);
         matmul(c, &Ly->wo, c->z, c->xb2, n, D, Q);   /* [n x D] */
+        add_bias(c->xb2, &Ly->bo, n, D);
         FIRE(BL_HOOK_ATTN_OUT, l, c->xb2, D);
         for (int64_t i = 0; i < n * D; i++)
             c->x[i] += c->xb2[i];
         FIRE(BL_HOOK_RESID_MID, l, c->x, D);
 
-        for (int64_t i = 0; i < n; i++)
-            c->scale[i] = bli_rmsnorm(c->xb + i * D, c->x + i * D, Ly->ffn_norm.data, D, eps);
+        norm_rows(c, c->xb, c->x, &Ly->ffn_norm, &Ly->ffn_norm_b, n);
         FIRE(BL_HOOK_LN2_SCALE, l, c->scale, 1);
         FIRE(BL_HOOK_LN2_NORMALIZED, l, c->xb, D);
-        if (n == 1 && !c->ref) {                         /* gate, up [n x F] */
-            struct bli_mv mv[2] = {{Ly->w_gate.type, Ly->w_gate.data, c->xb, c->hb, F, D},
-                                   {Ly->w_up.type, Ly->w_up.data, c->xb, c->hb2, F, D}};
-            bli_matvec_multi(mv, 2, c->n_threads);
+        if (cf->mlp == BL_MLP_SWIGLU) {
+            if (n == 1 && !c->ref) {                     /* gate, up [n x F] */
+                struct bli_mv mv[2] = {{Ly->w_gate.type, Ly->w_gate.data, c->xb, c->hb, F, D},
+                                       {Ly->w_up.type, Ly->w_up.data, c->xb, c->hb2, F, D}};
+                bli_matvec_multi(mv, 2, c->n_threads);
+            } else {
+                matmul(c, &Ly->w_gate, c->xb, c->hb, n, F, D);
+                matmul(c, &Ly->w_up, c->xb, c->hb2, n, F, D);
+            }
+            FIRE(BL_HOOK_MLP_PRE, l, c->hb, F);
+            for (int64_t i = 0; i < n * F; i++) {
+                float g = c->hb[i];
+                g *= 1.0f / (1.0f + expf(-g));
+                c->hb[i] = g * c->hb2[i];
+            }
         } else {
-            matmul(c, &Ly->w_gate, c->xb, c->hb, n, F, D);
-            matmul(c, &Ly->w_up, c->xb, c->hb2, n, F, D);
-        }
-        FIRE(BL_HOOK_MLP_PRE, l, c->hb, F);
-        for (int64_t i = 0; i < n * F; i++) {
-            float g = c->hb[i];
-            g *= 1.0f / (1.0f + expf(-g));
-            c->hb[i] = g * c->hb2[i];
+            matmul(c, &Ly->w_up, c->xb, c->hb, n, F, D);     /* [n x F] */
+            add_bias(c->hb, &Ly->b_up, n, F);
+            FIRE(BL_HOOK_MLP_PRE, l, c->hb, F);
+            for (int64_t i = 0; i < n * F; i++)
+                c->hb[i] = gelu_tanh(c->hb[i]);
         }
         FIRE(BL_HOOK_MLP_POST, l, c->hb, F);
         matmul(c, &Ly->w_down, c->hb, c->xb2, n, D, F);  /* [n x D] */
+        add_bias(c->xb2, &Ly->b_down, n, D);
         FIRE(BL_HOOK_MLP_OUT, l, c->xb2, D);
         for (int64_t i = 0; i < n * D; i++)
             c->x[i] += c->xb2[i];
         FIRE(BL_HOOK_RESID_POST, l, c->x, D);
     }
 
-    for (int64_t i = 0; i < n; i++)
-        bli_rmsnorm(c->xb + i * D, c->x + i * D, w->output_norm.data, D, eps);
+    norm_rows(c, c->xb, c->x, &w->output_norm, &w->output_norm_b, n);
     FIRE(BL_HOOK_LN_FINAL, -1, c->xb, D);
 
     struct hook_point *lp = c->at[(size_t)BL_HOOK_LOGITS * (size_t)(L + 1)];

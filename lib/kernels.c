@@ -56,6 +56,20 @@ static float dot_ref(int type, const void *row, const float *x, int64_t n)
             sum += bl_bf16_to_f32(w[i]) * x[i];
         break;
     }
+    case BL_Q8_0: {
+        /* the scale times the block's int8 dot product, block by block */
+        const unsigned char *w = row;
+        for (int64_t b = 0; b < n / BL_Q8_0_BLOCK; b++) {
+            const unsigned char *blk = w + b * BL_Q8_0_BYTES;
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            float part = 0.0f;
+            for (int i = 0; i < BL_Q8_0_BLOCK; i++)
+                part += (float)(int8_t)blk[2 + i] * x[b * BL_Q8_0_BLOCK + i];
+            sum += bl_f16_to_f32(h) * part;
+        }
+        break;
+    }
     default:
         BL_ASSERT(!"dot_ref: unsupported type");
     }
@@ -88,6 +102,23 @@ float bli_rmsnorm(float *o, const float *x, const float *w, int64_t n, float eps
     float inv = 1.0f / div;
     for (int64_t j = 0; j < n; j++)
         o[j] = w[j] * (inv * x[j]);
+    return div;
+}
+
+float bli_layernorm(float *o, const float *x, const float *w, const float *b, int64_t n, float eps)
+{
+    float mean = 0.0f;
+    for (int64_t j = 0; j < n; j++)
+        mean += x[j];
+    mean /= (float)n;
+    float var = 0.0f;
+    for (int64_t j = 0; j < n; j++)
+        var += (x[j] - mean) * (x[j] - mean);
+    var /= (float)n;
+    float div = sqrtf(var + eps);
+    float inv = 1.0f / div;
+    for (int64_t j = 0; j < n; j++)
+        o[j] = (x[j] - mean) * inv * w[j] + b[j];
     return div;
 }
 
@@ -133,9 +164,34 @@ static inline __m256 load8(int type, const void *row, int64_t i)
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+/* q8_0: per block, 32 int8 widened to 4 x 8 floats, multiplied with x,
+ * summed, then scaled by the block's d into the accumulator. */
+__attribute__((target("avx2,fma,f16c")))
+static float dot_q8_0_avx2(const void *row, const float *x, int64_t n)
+{
+    const unsigned char *w = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / BL_Q8_0_BLOCK; b++) {
+        const unsigned char *blk = w + b * BL_Q8_0_BYTES;
+        const float *xb = x + b * BL_Q8_0_BLOCK;
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        __m256 part = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            __m128i q8 = _mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k));
+            __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
+            part = _mm256_fmadd_ps(q, _mm256_loadu_ps(xb + 8 * k), part);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h)), part, acc);
+    }
+    return hsum256(acc);
+}
+
 __attribute__((target("avx2,fma,f16c")))
 static float dot_avx2(int type, const void *row, const float *x, int64_t n)
 {
+    if (type == BL_Q8_0)
+        return dot_q8_0_avx2(row, x, n);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int64_t i = 0;

@@ -44,6 +44,10 @@ void bli_matmul(int type, const void *W, const float *X, float *Y, int64_t n,
 /* o[i] = w[i] * x[i] / sqrt(mean(x^2) + eps); returns the divisor. */
 float bli_rmsnorm(float *o, const float *x, const float *w, int64_t n, float eps);
 
+/* o[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i] (var biased, in
+ * float as llama.cpp and PyTorch compute it); returns the divisor. */
+float bli_layernorm(float *o, const float *x, const float *w, const float *b, int64_t n, float eps);
+
 /* In-place softmax of x[0..n-1]. */
 void bli_softmax(float *x, int64_t n);
 

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -16,30 +17,11 @@
 
 /* Upper bounds on hyperparameters: far above any real model, low enough
  * that products of them cannot overflow. */
-#define MAX_DIM (1 << 16)
-#define MAX_LAYERS 1024
-#define MAX_VOCAB (1 << 24)
-#define MAX_CTX (1 << 24)
+#define MAX_DIM BLI_MAX_DIM
+#define MAX_LAYERS BLI_MAX_LAYERS
+#define MAX_VOCAB BLI_MAX_VOCAB
+#define MAX_CTX BLI_MAX_CTX
 
-struct bl_model {
-    char *path;
-    char *name;
-    int format;                 /* enum bl_format */
-    int format_version;
-    size_t file_size;
-    struct bli_map map;         /* llama2.c: the mapping */
-    bl_gguf *gguf;              /* GGUF: the parsed file (owns the mapping) */
-    struct bl_model_config cfg;
-    int64_t n_tensors;
-    const struct bl_tensor **tensors;   /* file order */
-    struct bl_tensor *own;      /* llama2.c: synthesized tensors */
-    char *names;                /* llama2.c: their names */
-    struct bli_weights w;
-    float *norm_f32;            /* f32 copies of norm vectors stored f16/bf16 */
-    bl_tokenizer *tok;
-    int describe_only;
-    char *not_computable;       /* why the forward pass cannot run, or NULL */
-};
 
 struct bl_model_params bl_model_default_params(void)
 {
@@ -66,13 +48,20 @@ const bl_gguf *bl_model_gguf(const bl_model *m) { return m->gguf; }
 
 const char *bl_model_arch_name(const bl_model *m)
 {
-    return m->cfg.arch == BL_ARCH_LLAMA ? "llama" : "unknown";
+    switch (m->cfg.arch) {
+    case BL_ARCH_LLAMA: return "llama";
+    case BL_ARCH_QWEN2: return "qwen2";
+    case BL_ARCH_GPT2: return "gpt2";
+    default: return "unknown";
+    }
 }
 
 const char *bl_model_format_name(const bl_model *m)
 {
     if (m->format == BL_FORMAT_GGUF)
         return m->format_version == 2 ? "gguf v2" : "gguf v3";
+    if (m->format == BL_FORMAT_HF)
+        return "hugging face (safetensors)";
     return m->format_version == 1 ? "llama2.c v1" : "llama2.c v0 (legacy header)";
 }
 
@@ -102,8 +91,10 @@ size_t bl_model_decode_bytes(const bl_model *m)
 {
     size_t b = 0;
     for (int64_t i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i] != m->w.tok_embd.t)
+        if (m->tensors[i] != m->w.tok_embd.t && m->tensors[i] != m->w.pos_embd.t)
             b += m->tensors[i]->nbytes;
+    if (m->w.pos_embd.t)
+        b += m->w.pos_embd.t->nbytes / (size_t)m->cfg.ctx_train;   /* one row */
     if (m->cfg.tied_classifier)
         b += m->w.tok_embd.t->nbytes;   /* read whole as the classifier */
     else
@@ -117,12 +108,17 @@ void bl_model_free(bl_model *m)
         return;
     bl_tokenizer_free(m->tok);
     bl_gguf_free(m->gguf);
+    if (m->st)
+        bl_safetensors_free(m->st);
     bli_unmap(&m->map);
     free(m->w.layers);
     free(m->tensors);
     free(m->own);
     free(m->names);
-    free(m->norm_f32);
+    for (int64_t i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    free(m->used);
     free(m->not_computable);
     free(m->path);
     free(m->name);
@@ -131,7 +127,7 @@ void bl_model_free(bl_model *m)
 
 /* ------------------------------------------------------------ validation */
 
-static int check_config(const bl_model *m, bl_err *err)
+int bli_model_check_config(const bl_model *m, bl_err *err)
 {
     const struct bl_model_config *c = &m->cfg;
     const char *p = m->path;
@@ -153,23 +149,46 @@ static int check_config(const bl_model *m, bl_err *err)
     if (c->n_heads % c->n_kv_heads)
         return bli_err(err, BL_EFORMAT, "%s: n_heads %" PRId64 " is not a multiple of n_kv_heads %" PRId64,
                        p, c->n_heads, c->n_kv_heads);
-    if (c->n_rot < 2 || c->n_rot > c->head_dim || c->n_rot % 2)
+    if (c->rope != BL_ROPE_NONE && (c->n_rot < 2 || c->n_rot > c->head_dim || c->n_rot % 2))
         return bli_err(err, BL_EFORMAT, "%s: rotary dimension %" PRId64 " must be even and at most the head dimension %" PRId64,
                        p, c->n_rot, c->head_dim);
     if (!(c->norm_eps > 0 && c->norm_eps < 1))
         return bli_err(err, BL_EFORMAT, "%s: norm epsilon %g is out of range (0, 1)", p, c->norm_eps);
-    if (!(c->rope_base > 1))
+    if (c->rope != BL_ROPE_NONE && !(c->rope_base > 1))
         return bli_err(err, BL_EFORMAT, "%s: RoPE base %g must exceed 1", p, c->rope_base);
     return BL_OK;
 }
 
+/* Keep a buffer until the model is freed (f32 copies of vectors,
+ * transposed or synthesized tensors). */
+void *bli_model_own(bl_model *m, size_t bytes)
+{
+    void **o = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
+    if (!o)
+        return NULL;
+    m->owned = o;
+    void *p = malloc(bytes ? bytes : 1);
+    if (p)
+        m->owned[m->n_owned++] = p;
+    return p;
+}
+
+static int64_t tensor_index(const bl_model *m, const struct bl_tensor *t)
+{
+    for (int64_t i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i] == t)
+            return i;
+    return -1;
+}
+
 /* Bind a weight: the tensor exists, has shape {ne0, ne1} (ne1 = 0 for a
- * vector) and a type bitlens computes with. */
+ * vector), and a type bitlens computes with; it is marked used.  Vectors
+ * not stored in f32 are converted once, so the kernels read f32. */
 static int bind(bl_model *m, struct bli_weight *w, const char *name, int64_t ne0, int64_t ne1,
                 int optional, bl_err *err)
 {
     const struct bl_tensor *t = bl_model_find_tensor(m, name);
-    w->t = NULL;
+    memset(w, 0, sizeof *w);
     if (!t) {
         if (optional)
             return BL_OK;
@@ -185,83 +204,115 @@ static int bind(bl_model *m, struct bli_weight *w, const char *name, int64_t ne0
         return bli_err(err, BL_EFORMAT, "%s: tensor '%s' has shape [%" PRId64 ", %" PRId64 "], expected [%" PRId64 ", %" PRId64 "]",
                        m->path, name, t->ne[0], t->ne[1], ne0, ne1);
     }
+    m->used[tensor_index(m, t)] = 1;
+    w->t = t;
+    w->data = t->data;
+    w->type = t->type;
     if (!bl_dtype_supported(t->type)) {
         bl_err e;
-        bli_err(&e, BL_EUNSUPPORTED, "%s: tensor '%s' has type %s, which bitlens cannot compute with yet (f32, f16, bf16)",
+        bli_err(&e, BL_EUNSUPPORTED, "%s: tensor '%s' has type %s, which bitlens cannot compute with (f32, f16, bf16, q8_0)",
                 m->path, name, bl_dtype_name(t->type));
         if (!m->describe_only)
             return bli_err(err, e.code, "%s", e.msg);
         if (!m->not_computable && !(m->not_computable = bli_strdup(e.msg)))
             return bli_err(err, BL_ENOMEM, "out of memory");
+        return BL_OK;
     }
-    w->t = t;
-    w->data = t->data;
-    w->type = t->type;
+    if (dims == 1 && t->type != BL_F32) {
+        float *f = bli_model_own(m, (size_t)ne0 * sizeof *f);
+        if (!f)
+            return bli_err(err, BL_ENOMEM, "out of memory");
+        bl_to_f32(t->type, t->data, f, ne0);
+        w->data = f;
+        w->type = BL_F32;
+    }
     return BL_OK;
 }
 
-static int bind_all(bl_model *m, bl_err *err)
+/* rows [r0, r0 + n) of a bound matrix (or of a vector: elements) */
+static struct bli_weight view(const struct bli_weight *w, int64_t r0, int64_t cols)
 {
-    const struct bl_model_config *c = &m->cfg;
-    int64_t q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    struct bli_weight v = *w;
+    if (w->data)
+        v.data = (const unsigned char *)w->data + (size_t)r0 * bl_dtype_row_bytes(w->type, cols);
+    return v;
+}
+
+#define BIND(w, nm, a, b, opt)                                                                 \
+    do {                                                                                       \
+        if ((rc = bind(m, (w), (nm), (a), (b), (opt), err)))                                   \
+            return rc;                                                                         \
+    } while (0)
+
+int bli_model_bind_all(bl_model *m, bl_err *err)
+{
+    struct bl_model_config *c = &m->cfg;
+    int64_t D = c->dim, F = c->hidden_dim, V = c->n_vocab;
+    int64_t Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim;
+    int bias = c->arch == BL_ARCH_GPT2, ln = c->norm == BL_NORM_LAYER;
     char name[96];
     int rc;
 
     m->w.layers = bli_calloc((size_t)c->n_layers, sizeof *m->w.layers);
-    if (!m->w.layers)
+    m->used = bli_calloc((size_t)m->n_tensors, 1);
+    if (!m->w.layers || !m->used)
         return bli_err(err, BL_ENOMEM, "%s: out of memory", m->path);
-    if ((rc = bind(m, &m->w.tok_embd, "token_embd.weight", c->dim, c->n_vocab, 0, err)))
-        return rc;
+    BIND(&m->w.tok_embd, "token_embd.weight", D, V, 0);
+    if (c->pos_embd)
+        BIND(&m->w.pos_embd, "position_embd.weight", D, c->ctx_train, 0);
+#define LNAME(suffix) (snprintf(name, sizeof name, "blk.%" PRId64 ".%s", l, (suffix)), name)
     for (int64_t l = 0; l < c->n_layers; l++) {
         struct bli_layer *L = &m->w.layers[l];
-        struct {
-            struct bli_weight *w;
-            const char *suffix;
-            int64_t ne0, ne1;
-        } spec[] = {
-            {&L->attn_norm, "attn_norm", c->dim, 0}, {&L->wq, "attn_q", c->dim, q},
-            {&L->wk, "attn_k", c->dim, kv},          {&L->wv, "attn_v", c->dim, kv},
-            {&L->wo, "attn_output", q, c->dim},      {&L->ffn_norm, "ffn_norm", c->dim, 0},
-            {&L->w_gate, "ffn_gate", c->dim, c->hidden_dim},
-            {&L->w_up, "ffn_up", c->dim, c->hidden_dim},
-            {&L->w_down, "ffn_down", c->hidden_dim, c->dim},
-        };
-        for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
-            snprintf(name, sizeof name, "blk.%" PRId64 ".%s.weight", l, spec[i].suffix);
-            if ((rc = bind(m, spec[i].w, name, spec[i].ne0, spec[i].ne1, 0, err)))
-                return rc;
+        BIND(&L->attn_norm, LNAME("attn_norm.weight"), D, 0, 0);
+        if (ln)
+            BIND(&L->attn_norm_b, LNAME("attn_norm.bias"), D, 0, 0);
+        /* a fused attn_qkv is rows [q | k | v]: bind views of it */
+        if (bl_model_find_tensor(m, LNAME("attn_qkv.weight"))) {
+            struct bli_weight qkv, bqkv;
+            BIND(&qkv, LNAME("attn_qkv.weight"), D, Q + 2 * KV, 0);
+            L->wq = view(&qkv, 0, D);
+            L->wk = view(&qkv, Q, D);
+            L->wv = view(&qkv, Q + KV, D);
+            BIND(&bqkv, LNAME("attn_qkv.bias"), Q + 2 * KV, 0, !(bias || c->qkv_bias));
+            L->bq = view(&bqkv, 0, 1);
+            L->bk = view(&bqkv, Q, 1);
+            L->bv = view(&bqkv, Q + KV, 1);
+        } else {
+            int qb = !(bias || c->qkv_bias);
+            BIND(&L->wq, LNAME("attn_q.weight"), D, Q, 0);
+            BIND(&L->wk, LNAME("attn_k.weight"), D, KV, 0);
+            BIND(&L->wv, LNAME("attn_v.weight"), D, KV, 0);
+            BIND(&L->bq, LNAME("attn_q.bias"), Q, 0, qb);
+            BIND(&L->bk, LNAME("attn_k.bias"), KV, 0, qb);
+            BIND(&L->bv, LNAME("attn_v.bias"), KV, 0, qb);
         }
+        BIND(&L->wo, LNAME("attn_output.weight"), Q, D, 0);
+        BIND(&L->bo, LNAME("attn_output.bias"), D, 0, !bias);
+        BIND(&L->ffn_norm, LNAME("ffn_norm.weight"), D, 0, 0);
+        if (ln)
+            BIND(&L->ffn_norm_b, LNAME("ffn_norm.bias"), D, 0, 0);
+        if (c->mlp == BL_MLP_SWIGLU)
+            BIND(&L->w_gate, LNAME("ffn_gate.weight"), D, F, 0);
+        BIND(&L->w_up, LNAME("ffn_up.weight"), D, F, 0);
+        BIND(&L->b_up, LNAME("ffn_up.bias"), F, 0, !bias);
+        BIND(&L->w_down, LNAME("ffn_down.weight"), F, D, 0);
+        BIND(&L->b_down, LNAME("ffn_down.bias"), D, 0, !bias);
     }
-    if ((rc = bind(m, &m->w.output_norm, "output_norm.weight", c->dim, 0, 0, err)) ||
-        (rc = bind(m, &m->w.output, "output.weight", c->dim, c->n_vocab, 1, err)))
-        return rc;
-    m->cfg.tied_classifier = m->w.output.t == NULL;
-    if (m->cfg.tied_classifier)
+#undef LNAME
+    BIND(&m->w.output_norm, "output_norm.weight", D, 0, 0);
+    if (ln)
+        BIND(&m->w.output_norm_b, "output_norm.bias", D, 0, 0);
+    BIND(&m->w.output, "output.weight", D, V, 1);
+    c->tied_classifier = m->w.output.t == NULL;
+    if (c->tied_classifier)
         m->w.output = m->w.tok_embd;
-
-    /* norm vectors go to the kernels as f32: convert the others once */
-    size_t nf = 0;
-    for (int64_t l = 0; l < c->n_layers; l++)
-        nf += (m->w.layers[l].attn_norm.type != BL_F32) + (m->w.layers[l].ffn_norm.type != BL_F32);
-    nf += m->w.output_norm.type != BL_F32;   /* may overcount unsupported types: harmless */
-    if (nf) {
-        float *f = m->norm_f32 = bli_malloc_array(nf * (size_t)c->dim, sizeof *f);
-        if (!f)
-            return bli_err(err, BL_ENOMEM, "%s: out of memory", m->path);
-        struct bli_weight *v[2 * MAX_LAYERS + 1];
-        size_t nv = 0;
-        for (int64_t l = 0; l < c->n_layers; l++) {
-            v[nv++] = &m->w.layers[l].attn_norm;
-            v[nv++] = &m->w.layers[l].ffn_norm;
+    if (c->rope != BL_ROPE_NONE) {
+        struct bli_weight rf;
+        BIND(&rf, "rope_freqs.weight", c->n_rot / 2, 0, 1);
+        if (rf.data) {
+            m->w.rope_factors = rf.data;
+            c->rope_scaled = 1;
         }
-        v[nv++] = &m->w.output_norm;
-        for (size_t i = 0; i < nv; i++)
-            if (v[i]->type != BL_F32 && bl_dtype_supported(v[i]->type)) {
-                bl_to_f32(v[i]->type, v[i]->t->data, f, c->dim);
-                v[i]->data = f;
-                v[i]->type = BL_F32;
-                f += c->dim;
-            }
     }
     return BL_OK;
 }
@@ -270,24 +321,27 @@ static int bind_all(bl_model *m, bl_err *err)
  * means the hyperparameters (say block_count) disagree with the file, and
  * running it would silently drop weights.  (llama.cpp refuses such files
  * too.) */
-static int check_all_used(const bl_model *m, bl_err *err)
+int bli_model_check_all_used(const bl_model *m, bl_err *err)
 {
-    const struct bl_model_config *c = &m->cfg;
-    for (int64_t i = 0; i < m->n_tensors; i++) {
-        const struct bl_tensor *t = m->tensors[i];
-        int used = t == m->w.tok_embd.t || t == m->w.output.t || t == m->w.output_norm.t;
-        for (int64_t l = 0; l < c->n_layers && !used; l++) {
-            const struct bli_layer *L = &m->w.layers[l];
-            used = t == L->attn_norm.t || t == L->wq.t || t == L->wk.t || t == L->wv.t ||
-                   t == L->wo.t || t == L->ffn_norm.t || t == L->w_gate.t || t == L->w_up.t ||
-                   t == L->w_down.t;
-        }
-        if (!used)
-            return bli_err(err, BL_EFORMAT, "%s: tensor '%s' is not used by a llama model of %" PRId64
+    for (int64_t i = 0; i < m->n_tensors; i++)
+        if (!m->used[i])
+            return bli_err(err, BL_EFORMAT, "%s: tensor '%s' is not used by a %s model of %" PRId64
                            " blocks (the hyperparameters disagree with the tensors)",
-                           m->path, t->name, c->n_layers);
-    }
+                           m->path, m->tensors[i]->name, bl_model_arch_name(m), m->cfg.n_layers);
     return BL_OK;
+}
+
+/* The layer recipe of each architecture. */
+void bli_model_set_family(struct bl_model_config *c, int arch)
+{
+    c->arch = arch;
+    c->norm = arch == BL_ARCH_GPT2 ? BL_NORM_LAYER : BL_NORM_RMS;
+    c->mlp = arch == BL_ARCH_GPT2 ? BL_MLP_GELU : BL_MLP_SWIGLU;
+    c->pos_embd = arch == BL_ARCH_GPT2;
+    c->qkv_bias = arch != BL_ARCH_LLAMA;
+    /* GGUF "llama" weights are permuted for adjacent pairs; "qwen2" keeps
+     * Hugging Face's halves (llama.cpp's NEOX rope type) */
+    c->rope = arch == BL_ARCH_GPT2 ? BL_ROPE_NONE : arch == BL_ARCH_QWEN2 ? BL_ROPE_HALVES : BL_ROPE_ADJACENT;
 }
 
 /* ------------------------------------------------------------------ GGUF */
@@ -337,49 +391,56 @@ static int load_gguf(bl_model *m, const struct bl_model_params *p, bl_err *err)
     if (rc)
         return rc;
     snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 31 ? s.len : 31), s.ptr);
-    if (strcmp(arch, "llama") != 0)
-        return bli_err(err, BL_EUNSUPPORTED, "%s: architecture '%s' is not supported (only 'llama' for now)",
+    struct bl_model_config *c = &m->cfg;
+    if (strcmp(arch, "llama") == 0) {
+        bli_model_set_family(c, BL_ARCH_LLAMA);
+    } else if (strcmp(arch, "qwen2") == 0) {
+        bli_model_set_family(c, BL_ARCH_QWEN2);
+    } else if (strcmp(arch, "gpt2") == 0) {
+        bli_model_set_family(c, BL_ARCH_GPT2);
+    } else {
+        return bli_err(err, BL_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, qwen2 and gpt2 are)",
                        m->path, arch);
-    m->cfg.arch = BL_ARCH_LLAMA;
+    }
     if (bl_gguf_get_str(m->gguf, "general.name", &s, NULL) == BL_OK && s.len > 0) {
         free(m->name);
         m->name = bli_strndup(s.ptr, s.len < 200 ? (size_t)s.len : 200);
         if (!m->name)
             return bli_err(err, BL_ENOMEM, "out of memory");
     }
-    if (bl_gguf_get_str(m->gguf, "llama.rope.scaling.type", &s, NULL) == BL_OK &&
-        !(s.len == 4 && memcmp(s.ptr, "none", 4) == 0))
-        return bli_err(err, BL_EUNSUPPORTED, "%s: RoPE scaling '%.*s' is not supported yet", m->path,
-                       (int)(s.len < 32 ? s.len : 32), s.ptr);
-    if (bl_gguf_find_tensor(m->gguf, "rope_freqs.weight"))
-        return bli_err(err, BL_EUNSUPPORTED, "%s: rope_freqs.weight (Llama 3 frequency scaling) is not supported yet",
-                       m->path);
+    char key[64];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    if (bl_gguf_get_str(m->gguf, key, &s, NULL) == BL_OK && !(s.len == 4 && memcmp(s.ptr, "none", 4) == 0))
+        return bli_err(err, BL_EUNSUPPORTED, "%s: RoPE scaling '%.*s' is not supported (frequency factors in rope_freqs.weight are)",
+                       m->path, (int)(s.len < 32 ? s.len : 32), s.ptr);
 
-    struct bl_model_config *c = &m->cfg;
     int64_t n_rot;
     if ((rc = gguf_key(m, arch, "embedding_length", &c->dim, 0, 1, err)) ||
         (rc = gguf_key(m, arch, "block_count", &c->n_layers, 0, 1, err)) ||
         (rc = gguf_key(m, arch, "feed_forward_length", &c->hidden_dim, 0, 1, err)) ||
         (rc = gguf_key(m, arch, "attention.head_count", &c->n_heads, 0, 1, err)) ||
         (rc = gguf_key(m, arch, "attention.head_count_kv", &c->n_kv_heads, c->n_heads, 0, err)) ||
-        (rc = gguf_key(m, arch, "context_length", &c->ctx_train, 2048, 0, err)) ||
+        (rc = gguf_key(m, arch, "context_length", &c->ctx_train, 2048, c->pos_embd, err)) ||
         (rc = gguf_key(m, arch, "rope.dimension_count", &n_rot, 0, 0, err)) ||
         (rc = gguf_keyf(m, arch, "rope.freq_base", &c->rope_base, 10000.0f, err)) ||
-        (rc = gguf_keyf(m, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps, 1e-5f, err)))
+        (rc = gguf_keyf(m, arch, c->norm == BL_NORM_RMS ? "attention.layer_norm_rms_epsilon"
+                                                        : "attention.layer_norm_epsilon",
+                        &c->norm_eps, 1e-5f, err)))
         return rc;
     if (c->n_heads > 0 && c->dim > 0)
         c->head_dim = c->dim / c->n_heads;
-    c->n_rot = n_rot ? n_rot : c->head_dim;
+    c->n_rot = c->rope == BL_ROPE_NONE ? 0 : n_rot ? n_rot : c->head_dim;
     const struct bl_tensor *emb = bl_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb)
         return bli_err(err, BL_EFORMAT, "%s: tensor 'token_embd.weight' is missing", m->path);
     c->n_vocab = emb->n_dims >= 2 ? emb->ne[1] : 0;
-    if ((rc = check_config(m, err)))
+    if ((rc = bli_model_check_config(m, err)))
         return rc;
     int64_t vs;
-    if (bl_gguf_get_i64(m->gguf, "llama.vocab_size", &vs, NULL) == BL_OK && vs != c->n_vocab)
-        return bli_err(err, BL_EMISMATCH, "%s: llama.vocab_size %" PRId64 " disagrees with the embedding's %" PRId64 " rows",
-                       m->path, vs, c->n_vocab);
+    snprintf(key, sizeof key, "%s.vocab_size", arch);
+    if (bl_gguf_get_i64(m->gguf, key, &vs, NULL) == BL_OK && vs != c->n_vocab)
+        return bli_err(err, BL_EMISMATCH, "%s: %s %" PRId64 " disagrees with the embedding's %" PRId64 " rows",
+                       m->path, key, vs, c->n_vocab);
 
     m->n_tensors = bl_gguf_n_tensors(m->gguf);
     m->tensors = bli_calloc((size_t)m->n_tensors, sizeof *m->tensors);
@@ -387,7 +448,7 @@ static int load_gguf(bl_model *m, const struct bl_model_params *p, bl_err *err)
         return bli_err(err, BL_ENOMEM, "out of memory");
     for (int64_t i = 0; i < m->n_tensors; i++)
         m->tensors[i] = bl_gguf_tensor(m->gguf, i);
-    if ((rc = bind_all(m, err)) || (rc = check_all_used(m, err)))
+    if ((rc = bli_model_bind_all(m, err)) || (rc = bli_model_check_all_used(m, err)))
         return rc;
 
     if (p->tokenizer_path)
@@ -473,7 +534,7 @@ static int load_llama2c(bl_model *m, const struct bl_model_params *p, bl_err *er
             h[5] = -h[5];
     }
     struct bl_model_config *c = &m->cfg;
-    c->arch = BL_ARCH_LLAMA;
+    bli_model_set_family(c, BL_ARCH_LLAMA);
     c->dim = h[0];
     c->hidden_dim = h[1];
     c->n_layers = h[2];
@@ -490,7 +551,7 @@ static int load_llama2c(bl_model *m, const struct bl_model_params *p, bl_err *er
          c->n_kv_heads <= 0 || c->n_vocab <= 0 || c->ctx_train <= 0))
         return bli_err(err, BL_EFORMAT, "%s: not a model file bitlens knows (no GGUF or llama2.c magic, and the "
                        "legacy llama2.c header at offset 0 holds non-positive sizes)", m->path);
-    if ((rc = check_config(m, err))) {
+    if ((rc = bli_model_check_config(m, err))) {
         if (m->format_version == 0 && err) {
             char detail[sizeof err->msg];
             size_t pl = strlen(m->path);
@@ -560,7 +621,7 @@ static int load_llama2c(bl_model *m, const struct bl_model_params *p, bl_err *er
     if (off != m->file_size)
         return bli_err(err, BL_EFORMAT, "%s: %zu bytes of trailing data at offset %zu: the header's sizes do not describe this file",
                        m->path, m->file_size - off, off);
-    if ((rc = bind_all(m, err)))
+    if ((rc = bli_model_bind_all(m, err)))
         return rc;
 
     const char *tp = p->tokenizer_path;
@@ -596,18 +657,25 @@ int bl_model_load(bl_model **out, const char *path, const struct bl_model_params
     int rc;
 
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bli_err(err, BL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t got = fread(magic, 1, 4, f);
-    fclose(f);
+    struct stat st;
+    int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    size_t got = 0;
+    if (!is_dir) {
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return bli_err(err, BL_EIO, "%s: cannot open: %s", path, strerror(errno));
+        got = fread(magic, 1, 4, f);
+        fclose(f);
+    }
     m = calloc(1, sizeof *m);
     if (!m || !(m->path = bli_strdup(path)) || !(m->name = bli_strdup(bli_basename(path)))) {
         bl_model_free(m);
         return bli_err(err, BL_ENOMEM, "out of memory");
     }
     m->describe_only = p.describe_only;
-    if (got == 4 && bli_rd_u32(magic) == BL_GGUF_MAGIC)
+    if (is_dir)
+        rc = bli_model_load_hf(m, &p, err);
+    else if (got == 4 && bli_rd_u32(magic) == BL_GGUF_MAGIC)
         rc = load_gguf(m, &p, err);
     else
         rc = load_llama2c(m, &p, err);

@@ -45,7 +45,7 @@ const char *bl_dtype_name(int type)
 
 int bl_dtype_supported(int type)
 {
-    return type == BL_F32 || type == BL_F16 || type == BL_BF16;
+    return type == BL_F32 || type == BL_F16 || type == BL_BF16 || type == BL_Q8_0;
 }
 
 int64_t bl_dtype_block(int type)
@@ -166,7 +166,37 @@ void bl_to_f32(int type, const void *src, float *dst, int64_t n)
             dst[i] = bl_bf16_to_f32(h);
         }
         break;
+    case BL_Q8_0:
+        BL_ASSERT(n % BL_Q8_0_BLOCK == 0);
+        for (int64_t b = 0; b < n / BL_Q8_0_BLOCK; b++) {
+            const unsigned char *blk = p + b * BL_Q8_0_BYTES;
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            float d = bl_f16_to_f32(h);
+            for (int i = 0; i < BL_Q8_0_BLOCK; i++)
+                dst[b * BL_Q8_0_BLOCK + i] = d * (float)(int8_t)blk[2 + i];
+        }
+        break;
     default:
         BL_ASSERT(!"bl_to_f32: unsupported type");
+    }
+}
+
+void bl_quantize_q8_0(const float *src, void *dst, int64_t n)
+{
+    unsigned char *out = dst;
+    BL_ASSERT(n % BL_Q8_0_BLOCK == 0);
+    for (int64_t b = 0; b < n / BL_Q8_0_BLOCK; b++) {
+        const float *x = src + b * BL_Q8_0_BLOCK;
+        unsigned char *blk = out + b * BL_Q8_0_BYTES;
+        float amax = 0.0f;
+        for (int i = 0; i < BL_Q8_0_BLOCK; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t h = bl_f32_to_f16(d);
+        memcpy(blk, &h, 2);
+        for (int i = 0; i < BL_Q8_0_BLOCK; i++)
+            blk[2 + i] = (unsigned char)(int8_t)roundf(x[i] * id);
     }
 }

@@ -173,7 +173,7 @@ if [ -x "$CRAFT" ]; then
         craft truncate "$GGUF" "$tmp/cut-header.gguf" 1000
         craft gguf-offset "$GGUF" "$tmp/offset.gguf" token_embd.weight
         craft gguf-vocab "$GGUF" "$tmp/vocab.gguf" 12
-        craft gguf-arch "$GGUF" "$tmp/gpt2.gguf" gpt2
+        craft gguf-arch "$GGUF" "$tmp/mamba.gguf" mamba
         craft gguf-set "$GGUF" "$tmp/hidden.gguf" llama.feed_forward_length=171
         craft llama2c-v2 "$BIN" "$tmp/v2.bin"
         craft tok-head "$TOK" "$tmp/tok300.bin" 300
@@ -211,7 +211,7 @@ if have models/stories260K.bin models/tok512.bin models/stories260K.gguf; then
     both "truncated .gguf (in the metadata)" cut-header.gguf "truncated|can hold"
     both "tensor offset past the end" offset.gguf "token_embd.weight" "past the end"
     both "vocabulary of 500 against an embedding of 512 rows" vocab.gguf "500" "512"
-    both "architecture gpt2" gpt2.gguf "'gpt2'" "not supported"
+    both "architecture mamba" mamba.gguf "'mamba'" "not supported"
     both "feed_forward_length 171 against [64, 172] tensors" hidden.gguf "blk.0.ffn_gate.weight" "171"
     both "llama2.c version 2" v2.bin "version 2" "not supported"
 else

@@ -532,6 +532,110 @@ static void test_softmax(void)
     check_softmax(neg, NELEM(neg), "logits near -1000 (exp underflows float)");
 }
 
+/* ---------------------------------------------------------------- q8_0 */
+
+/* Q8_0: blocks of 32 int8 and an f16 scale.  The quantizer is checked
+ * against its definition (d the f16 nearest max|x|/127, every |x - d q| at
+ * most half a step, |q| <= 127), the kernels against double sums over the
+ * dequantized values read from the blocks here (the f16 scale decoded from
+ * its bit fields), with the summation bound of the other types, and the
+ * fast kernels against the reference ones. */
+static double f16_value(uint16_t h)
+{
+    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    double v = e == 0 ? ldexp(m, -24) : ldexp(1024 + m, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+static void test_q8_0(void)
+{
+    static const int64_t qcols[] = {32, 64, 288, 800};
+    static const int64_t qrows[] = {1, 3, 64, 513};
+    struct worst wref, wfast, wmm;
+    worst_init(&wref);
+    worst_init(&wfast);
+    worst_init(&wmm);
+    double worst_step = 0;
+    int scale_ok = 1, range_ok = 1;
+    long cases = 0;
+    for (size_t ci = 0; ci < NELEM(qcols); ci++)
+        for (size_t ri = 0; ri < NELEM(qrows); ri++) {
+            int64_t rows = qrows[ri], cols = qcols[ci], nb = cols / 32;
+            float *wf = malloc((size_t)(rows * cols) * sizeof *wf);
+            for (int64_t i = 0; i < rows * cols; i++)
+                wf[i] = rand_float(-6, 1);
+            if (rows > 2)   /* an all-zero block: d = 0 */
+                memset(wf + 2 * cols, 0, 32 * sizeof *wf);
+            size_t rb = bl_dtype_row_bytes(BL_Q8_0, cols);
+            unsigned char *W = malloc(rb * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++)
+                bl_quantize_q8_0(wf + r * cols, W + (size_t)r * rb, cols);
+            double *wd = malloc((size_t)(rows * cols) * sizeof *wd);
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t b = 0; b < nb; b++) {
+                    const unsigned char *blk = W + (size_t)r * rb + (size_t)b * 34;
+                    uint16_t h = (uint16_t)(blk[0] | blk[1] << 8);
+                    double d = f16_value(h), amax = 0;
+                    for (int i = 0; i < 32; i++)
+                        amax = fmax(amax, fabs(wf[r * cols + b * 32 + i]));
+                    /* d is the f16 nearest amax/127: within half an f16 ulp */
+                    double want = amax / 127, ulp = want > 0 ? ldexp(1, ilogb(want) - 10) : 0;
+                    if (fabs(d - want) > ulp / 2 * 1.0001 + 1e-30)
+                        scale_ok = 0;
+                    for (int i = 0; i < 32; i++) {
+                        int q = (int8_t)blk[2 + i];
+                        double x = wf[r * cols + b * 32 + i];
+                        range_ok &= q >= -127 && q <= 127;
+                        wd[r * cols + b * 32 + i] = d * q;
+                        /* q rounds x by the exact scale amax/127; the block
+                         * keeps that scale rounded to f16, which moves
+                         * d q by at most 127 |d - amax/127| more */
+                        if (want > 0)
+                            worst_step = fmax(worst_step, (fabs(x - d * q) - 127 * fabs(d - want)) / want);
+                    }
+                }
+            int64_t n = 5;
+            float *X = make_inputs(n * cols);
+            double *yd = malloc((size_t)(n * rows) * sizeof *yd), *ad = malloc((size_t)(n * rows) * sizeof *ad);
+            float *yr = malloc((size_t)(n * rows) * sizeof *yr), *yf = malloc((size_t)(n * rows) * sizeof *yf);
+            float *ym = malloc((size_t)(n * rows) * sizeof *ym);
+            size_t scr_n = (size_t)(2 * cols);
+            float *scr = malloc(scr_n * sizeof *scr);
+            ref_double(wd, X, yd, ad, n, rows, cols);
+            bli_matmul_ref(BL_Q8_0, W, X, yr, n, rows, cols);
+            for (int64_t i = 0; i < n; i++)
+                bli_matvec(BL_Q8_0, W, X + i * cols, yf + i * rows, rows, cols, 2);
+            bli_matmul(BL_Q8_0, W, X, ym, n, rows, cols, scr, scr_n, 2);
+            for (int64_t i = 0; i < n * rows; i++) {
+                /* one more rounding per block: the scale times the block sum */
+                double bound = C_BOUND * (double)(cols + nb) * FLT_EPSILON * ad[i];
+                worst_add(&wref, yr[i], yd[i], bound, n, rows, cols);
+                worst_add(&wfast, yf[i], yd[i], bound, n, rows, cols);
+                worst_add(&wmm, ym[i], yd[i], bound, n, rows, cols);
+            }
+            cases++;
+            free(wf);
+            free(W);
+            free(wd);
+            free(X);
+            free(yd);
+            free(ad);
+            free(yr);
+            free(yf);
+            free(ym);
+            free(scr);
+        }
+    ok(scale_ok && range_ok, "bl_quantize_q8_0: every scale the f16 nearest max|x|/127, every q in [-127, 127]");
+    ok(worst_step <= 0.5 + 1e-5, "bl_quantize_q8_0: every |x - d q| <= s/2 + 127 |d - s|, s = max|x|/127, d its "
+       "f16 (worst %.6f s beyond the f16 term)", worst_step);
+    ok(worst_ok(&wref), "bli_matmul_ref q8_0 vs double on the dequantized values, %ld sizes: worst |err| / bound %.3g",
+       cases, wref.ratio);
+    ok(worst_ok(&wfast), "bli_matvec q8_0 (%s kernel, 2 threads) vs double: worst |err| / bound %.3g, |err| %.3g",
+       bli_kernel_name(), wfast.ratio, wfast.abs);
+    ok(worst_ok(&wmm), "bli_matmul q8_0 (blocks dequantized, sgemm) vs double: worst |err| / bound %.3g",
+       wmm.ratio);
+}
+
 int main(void)
 {
     /* as bl_ctx_alloc does: OpenBLAS on the calling thread, bitlens' own
@@ -543,6 +647,7 @@ int main(void)
     test_matvec_multi();
     for (size_t t = 0; t < NELEM(TYPES); t++)
         test_matmul(TYPES[t]);
+    test_q8_0();
     test_rmsnorm();
     test_softmax();
     return done_testing();

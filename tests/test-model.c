@@ -707,7 +707,8 @@ static void test_errors(const unsigned char *bin, size_t bin_n)
         {"llama.block_count=4", BL_EFORMAT, {"blk.4."}, "4 blocks, tensors for 5 (blk.4.* unused)"},
         {"llama.vocab_size=100", BL_EMISMATCH, {"100", "512"}, "llama.vocab_size 100 against 512 rows"},
         {"tokenizer.ggml.bos_token_id=9999", BL_EFORMAT, {"bos_token_id", "9999"}, "BOS id 9999"},
-        {"tokenizer.ggml.model=gpt2", BL_EUNSUPPORTED, {"'gpt2'"}, "tokenizer model gpt2"},
+        {"tokenizer.ggml.model=gpt2", BL_EFORMAT, {"gpt2", "merges"}, "tokenizer model gpt2 without merges"},
+        {"tokenizer.ggml.model=bert", BL_EUNSUPPORTED, {"'bert'"}, "tokenizer model bert"},
         {"llama.rope.scaling.type=linear", BL_EUNSUPPORTED, {"linear"}, "RoPE scaling linear"},
         {"general.architecture=", BL_EUNSUPPORTED, {"''"}, "empty architecture"},
     };
@@ -742,8 +743,8 @@ static void test_errors(const unsigned char *bin, size_t bin_n)
     free(u1);
     free(s1);
 
-    /* GGUF: architectures bitlens does not run */
-    static const char *const arches[] = {"gpt2", "mamba"};
+    /* GGUF: architectures bitlens does not run ("t5", "mamba") */
+    static const char *const arches[] = {"t5", "mamba"};
     for (int i = 0; i < 2; i++) {
         char change[32], name[32], quoted[40];
         snprintf(change, sizeof change, "arch=%s", arches[i]);
@@ -755,6 +756,13 @@ static void test_errors(const unsigned char *bin, size_t bin_n)
             expect_fail(tpath(name), NULL, 1, BL_EUNSUPPORTED, tpath(name), W(quoted, "architecture"),
                         arches[i]);
     }
+
+    /* a llama file relabelled gpt2: gpt2's keys are missing */
+    if (cr_gguf_variant(gguf_path, tpath("gpt2.gguf"), "arch=gpt2", why, sizeof why))
+        ok(0, "gguf-arch: %s", why);
+    else
+        expect_fail(tpath("gpt2.gguf"), NULL, 1, BL_EFORMAT, tpath("gpt2.gguf"), W("gpt2.embedding_length", "missing"),
+                    "llama tensors under architecture gpt2");
 
     /* tokenizer.bin of another model, or cut short */
     size_t tn;

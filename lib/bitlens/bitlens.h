@@ -3,6 +3,7 @@
  *   common.h     status codes, bl_err, threads
  *   tensor.h     dtypes, tensors as views, f16/bf16 conversion
  *   gguf.h       GGUF reader and writer
+ *   safetensors.h  safetensors reader (Hugging Face weights)
  *   tokenizer.h  SentencePiece-style BPE
  *   model.h      loading checkpoints (GGUF, llama2.c)
  *   ctx.h        the forward pass, KV cache and hook points
@@ -16,6 +17,7 @@
 #include <bitlens/common.h>
 #include <bitlens/tensor.h>
 #include <bitlens/gguf.h>
+#include <bitlens/safetensors.h>
 #include <bitlens/tokenizer.h>
 #include <bitlens/model.h>
 #include <bitlens/ctx.h>

@@ -6,7 +6,7 @@
  * BLAS) or a single token (decode: matrix-vector kernels), appending to the
  * KV cache.  Same inputs and the same thread count give the same bits.
  *
- * Llama family, per layer (x is [n x dim], n positions):
+ * Llama family (llama, qwen2), per layer (x is [n x dim], n positions):
  *   h  = RMSNorm(x) * w_attn_norm                   ln1.hook_normalized
  *   q  = h Wq^T, k = h Wk^T, v = h Wv^T             attn.hook_q/k/v (before RoPE)
  *   q, k rotated by RoPE on adjacent pairs (2i, 2i+1) of each head
@@ -16,14 +16,24 @@
  *   h  = RMSNorm(x) * w_ffn_norm                    ln2.hook_normalized
  *   x += (silu(h Wgate^T) * (h Wup^T)) Wdown^T      mlp.hook_pre/post, hook_mlp_out,
  *                                                   hook_resid_post
- * then ln_final.hook_normalized and hook_logits.
+ * then ln_final.hook_normalized and hook_logits.  RoPE rotates adjacent
+ * pairs or the two halves of each head, as the model's layout requires
+ * (struct bl_model_config.rope), with Llama 3 frequency factors if present.
+ *
+ * GPT-2 family: x = token embedding + position embedding (hook_embed,
+ * hook_pos_embed, then blocks.0.hook_resid_pre); LayerNorm with bias in
+ * place of RMSNorm (hook_scale = sqrt(var + eps)); biases on q, k, v, the
+ * attention output and both MLP matrices; no RoPE; the MLP is
+ * down(gelu_tanh(up(h))) with hook_pre = up(h) + b and hook_post its GELU.
  *
  * Hook points carry TransformerLens names ("blocks.3.hook_resid_post").  A
  * probe subscribes by glob (fnmatch(3): "blocks.*.hook_resid_post") and
  * receives the tensor [positions x width] in f32; it may read it or write it
  * (patching, ablation) and the forward pass continues from what it left.
  * With no hook attached a hook point costs one branch.  The `hook_scale`
- * points carry one number per position: the RMS divisor sqrt(mean(x^2)+eps).
+ * points carry one number per position: the divisor of the norm,
+ * sqrt(mean(x^2)+eps) for RMSNorm, sqrt(var(x)+eps) for LayerNorm.  A model
+ * has only the points its architecture has (hook_pos_embed: GPT-2 family).
  */
 #ifndef BITLENS_CTX_H
 #define BITLENS_CTX_H
@@ -39,7 +49,9 @@ typedef struct bl_ctx bl_ctx;
 
 /* Hook kinds.  Per-layer kinds fire once per layer. */
 enum bl_hook_kind {
-    BL_HOOK_EMBED = 0,          /* hook_embed               [n x dim] */
+    BL_HOOK_EMBED = 0,          /* hook_embed               [n x dim] token embedding */
+    BL_HOOK_POS_EMBED,          /* hook_pos_embed           [n x dim] learned positions
+                                   (GPT-2 family only) */
     BL_HOOK_RESID_PRE,          /* blocks.L.hook_resid_pre   [n x dim] */
     BL_HOOK_LN1_SCALE,          /* blocks.L.ln1.hook_scale   [n x 1] */
     BL_HOOK_LN1_NORMALIZED,     /* blocks.L.ln1.hook_normalized [n x dim] */

@@ -1,8 +1,9 @@
 /* bitlens/tensor.h: element types, tensors as views, f16/bf16 conversion.
  *
- * Computation is f32.  Weights may be stored as f32, f16 (IEEE binary16) or
- * bf16 (the top half of an f32); they are converted a row at a time where
- * they are used, never dequantized whole up front.
+ * Computation is f32.  Weights may be stored as f32, f16 (IEEE binary16),
+ * bf16 (the top half of an f32) or q8_0 (ggml's 8-bit blocks); they are
+ * converted a row at a time where they are used, never dequantized whole up
+ * front.
  *
  * Shapes follow GGUF: ne[0] is the innermost (contiguous) dimension, so a
  * matrix W with ne = {cols, rows} is stored row-major as W[rows][cols] and a
@@ -22,8 +23,12 @@ extern "C" {
 enum bl_dtype {
     BL_F32 = 0,
     BL_F16 = 1,
+    BL_Q8_0 = 8,     /* blocks of 32: an f16 scale d, then 32 int8 q; x = d * q */
     BL_BF16 = 30
 };
+
+#define BL_Q8_0_BLOCK 32      /* elements per Q8_0 block */
+#define BL_Q8_0_BYTES 34      /* bytes per Q8_0 block */
 
 #define BL_MAX_DIMS 4
 
@@ -66,8 +71,14 @@ uint16_t bl_f32_to_f16(float f);
 float bl_bf16_to_f32(uint16_t h);
 uint16_t bl_f32_to_bf16(float f);
 
-/* Convert n elements of `type` at src into f32 at dst. */
+/* Convert n elements of `type` at src into f32 at dst (n a whole number
+ * of blocks for q8_0). */
 void bl_to_f32(int type, const void *src, float *dst, int64_t n);
+
+/* Quantize n floats (a multiple of 32) to q8_0 as ggml's reference
+ * quantizer does: per block d = max|x| / 127, q = round(x / d) (half away
+ * from zero), d stored as f16.  dst holds n / 32 * 34 bytes. */
+void bl_quantize_q8_0(const float *src, void *dst, int64_t n);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,8 @@ extern unsigned fuzz_reached;
 int fuzz_gguf(const uint8_t *data, size_t size);
 int fuzz_llama2c(const uint8_t *data, size_t size);
 int fuzz_tokenizer(const uint8_t *data, size_t size);
+int fuzz_safetensors(const uint8_t *data, size_t size);
+int fuzz_json(const uint8_t *data, size_t size);
 #else
 #define FUZZ_ENTRY(name) LLVMFuzzerTestOneInput
 #define FUZZ_REACHED(bits) ((void)0)

@@ -54,6 +54,8 @@ static const struct target targets[] = {
     {"gguf", fuzz_gguf},
     {"llama2c", fuzz_llama2c},
     {"tokenizer", fuzz_tokenizer},
+    {"safetensors", fuzz_safetensors},
+    {"json", fuzz_json},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])
 
@@ -731,6 +733,54 @@ static void copy_seed(const char *target, const struct seed *from, unsigned expe
     put(&s->data, from->data.p, from->data.n);
 }
 
+/* safetensors seeds: the length, the header padded to 8 bytes, the buffer
+ * (see fuzz-safetensors.c for the index's shards). */
+static void st_seed(const char *name, const char *header, const uint8_t *buf, size_t nbuf, int mutate)
+{
+    struct seed *s = new_seed("safetensors", name, FZ_PARSED, mutate);
+    size_t h = strlen(header), pad = (8 - h % 8) % 8;
+    put_u64(&s->data, h + pad);
+    put(&s->data, header, h);
+    put(&s->data, "        ", pad);
+    put(&s->data, buf, nbuf);
+}
+
+static void build_safetensors_seeds(void)
+{
+    static const uint8_t b3[26] = {0, 0x3C, 0, 0x40, 0, 0x42, 0, 0xBC, 0, 0xC0, 0, 0xC2,
+                                   0, 0, 0x80, 0x3F, 0, 0, 0, 0x40, 0, 0, 0x40, 0x40, 0x80, 0x3F};
+    st_seed("st-three.safetensors",
+            "{\"__metadata__\":{\"format\":\"pt\"},"
+            "\"w\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,12]},"
+            "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]},"
+            "\"s\":{\"dtype\":\"BF16\",\"shape\":[],\"data_offsets\":[24,26]},"
+            "\"i\":{\"dtype\":\"I32\",\"shape\":[1,1,1,1],\"data_offsets\":[20,24]}}",
+            b3, sizeof b3, 1);
+    st_seed("st-empty.safetensors", "{}", NULL, 0, 0);
+    static const uint8_t b5[8] = {1, 2, 3, 4, 0x12, 0x34, 0, 0};
+    st_seed("st-other-dtypes.safetensors",
+            "{\"u\":{\"dtype\":\"U8\",\"shape\":[2,2],\"data_offsets\":[0,4]},"
+            "\"f4\":{\"dtype\":\"F4\",\"shape\":[4],\"data_offsets\":[4,6]},"
+            "\"z\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[6,6]},"
+            "\"bool\":{\"dtype\":\"BOOL\",\"shape\":[2],\"data_offsets\":[6,8]}}",
+            b5, sizeof b5, 0);
+    struct seed *s = new_seed("safetensors", "st-index.json", FZ_PARSED, 1);
+    static const char idx[] = "{\"metadata\":{\"total_size\":18},\"weight_map\":{"
+                              "\"a\":\"model-00001-of-00002.safetensors\","
+                              "\"b\":\"model-00001-of-00002.safetensors\","
+                              "\"c\":\"model-00002-of-00002.safetensors\"}}";
+    put(&s->data, idx, sizeof idx - 1);
+}
+
+/* tokenizer.json seeds: tests/fuzz/fuzz-json.c builds them */
+size_t fuzz_json_seeds(void (*add)(const char *name, const void *data, size_t n, unsigned expect, int mutate));
+
+static void add_json_seed(const char *name, const void *data, size_t n, unsigned expect, int mutate)
+{
+    struct seed *s = new_seed("json", name, expect, mutate);
+    put(&s->data, data, n);
+}
+
 static void build_seeds(int have_tok512, int have_spm)
 {
     static const struct model_spec mixed = {8, 12, 2, 2, 1, N_VOCAB, 16, 0, BL_F16, BL_BF16, BL_BF16, BL_F16, 0};
@@ -776,7 +826,7 @@ static void build_seeds(int have_tok512, int have_spm)
     /* the GGUF models through the model loader */
     copy_seed("llama2c", &seeds[0], model, 0);
     copy_seed("llama2c", &seeds[1], model, 1);
-    copy_seed("llama2c", &seeds[2], FZ_MODEL | FZ_DESCRIBE, 0);
+    copy_seed("llama2c", &seeds[2], model, 0);   /* q8_0: computed since issue 3 */
 
     /* refused: RoPE scaling, a vocabulary size the embedding disagrees with */
     memset(&g, 0, sizeof g);
@@ -827,6 +877,8 @@ static void build_seeds(int have_tok512, int have_spm)
             put_u8(&s->data, (uint8_t)(mode | flags << 2));
             put(&s->data, texts[i], strlen(texts[i]));
         }
+    build_safetensors_seeds();
+    fuzz_json_seeds(add_json_seed);
 }
 
 static void free_seeds(void)
