@@ -3,8 +3,8 @@
  *
  * Models: stories260K (real, from the test data) and a random model of
  * stories15M's shape (dim 288, 6 layers, 6 heads, hidden 768, vocab 32000)
- * written by the benchmark itself as GGUF, in f32 and in f16, so it is
- * mapped like a real checkpoint.
+ * written by the benchmark itself as GGUF, in f32 and in f16, and quantized
+ * to q8_0 by bitlens' writer, so it is mapped like a real checkpoint.
  *
  * For 1 and 2 threads: prompt tokens/s (one batch of 128 positions through
  * sgemm) and single-token decode tokens/s (128 steps through the KV cache),
@@ -277,11 +277,23 @@ int main(int argc, char **argv)
         return 1;
     }
     struct result ref = {0}, fast1 = {0};
-    for (int type = BL_F32; type <= BL_F16; type++) {
+    static const int types[] = {BL_F32, BL_F16, BL_Q8_0};
+    char f32path[4096];
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        int type = types[ti];
         snprintf(path, sizeof path, "%s/random15M-%s.gguf", dir, bl_dtype_name(type));
         fprintf(stderr, "bench: writing %s\n", path);
-        if (write_random(path, type, 288, 6, 6, 768, 32000, 512))
+        if (type == BL_Q8_0) {
+            /* quantized from the f32 model by bitlens' own writer */
+            bl_model *f;
+            if (bl_model_load(&f, f32path, NULL, &err) || bl_model_write_gguf(f, path, BL_Q8_0, &err)) {
+                fprintf(stderr, "bench: %s\n", err.msg);
+                return 1;
+            }
+            bl_model_free(f);
+        } else if (write_random(path, type, 288, 6, 6, 768, 32000, 512)) {
             return 1;
+        }
         if (bl_model_load(&m, path, NULL, &err)) {
             fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
@@ -299,8 +311,12 @@ int main(int argc, char **argv)
             row("  same, reference kernels", m, 1, ref, bw[1]);
         }
         bl_model_free(m);
-        unlink(path);
+        if (type == BL_F32)
+            snprintf(f32path, sizeof f32path, "%s", path);
+        else
+            unlink(path);
     }
+    unlink(f32path);
     rmdir(dir);
     printf("\nfast / reference kernels, 1 thread, random 15M f32: prompt %.1fx, decode %.1fx\n",
            fast1.prompt_tps / ref.prompt_tps, fast1.decode_tps / ref.decode_tps);
