@@ -20,6 +20,7 @@ static const struct command {
     int (*fn)(int, char **);
     const char *summary;
 } commands[] = {
+    {"convert", cmd_convert, "write a model as GGUF, in f32, f16, bf16 or q8_0"},
     {"generate", cmd_generate, "run a model and print the text it writes"},
     {"info", cmd_info, "describe a model file: format, dimensions, tensors, vocabulary"},
 };

@@ -50,6 +50,7 @@ struct cli_utf8 {
 void cli_utf8_put(struct cli_utf8 *u, FILE *fp, const char *s, size_t n);
 
 /* Commands: cmd_<name>(argc, argv) returns the exit status. */
+int cmd_convert(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 

@@ -12,7 +12,7 @@ static const char usage[] =
     "usage: bitlens generate -m MODEL [-z TOKENIZER] [-p PROMPT] [-n N] [-t T] [--top-p P]\n"
     "                        [--top-k K] [--seed S] [-c N] [--threads N] [-q] [-v]\n"
     "\n"
-    "  -m, --model MODEL          model file: GGUF, or llama2.c .bin\n"
+    "  -m, --model MODEL          GGUF file, llama2.c .bin, or Hugging Face folder\n"
     "  -z, --tokenizer TOKENIZER  llama2.c tokenizer.bin (default: tokenizer.bin\n"
     "                             beside a .bin model)\n"
     "  -p, --prompt PROMPT        text to start from (default: empty, BOS only)\n"
@@ -23,7 +23,8 @@ static const char usage[] =
     "                             (default 0)\n"
     "      --seed S               random seed (default 42)\n"
     "  -c, --ctx N                context size in positions (default: the model's;\n"
-    "                             a longer generation goes past it with a warning)\n"
+    "                             a longer generation goes past it with a warning,\n"
+    "                             or stops there for learned positions)\n"
     "      --threads N            threads (default: OMP_NUM_THREADS, else all processors)\n"
     "  -q, --quiet                no statistics or warnings on stderr\n"
     "  -v, --verbose              the settings, the prompt's token ids and the kernels\n"
@@ -94,30 +95,41 @@ int cmd_generate(int argc, char **argv)
         cli_die("%s: has no vocabulary: give its tokenizer.bin with -z", model_path);
     const struct bl_model_config *cfg = bl_model_config(model);
 
-    /* the prompt, with BOS */
+    /* the prompt: BOS where the vocabulary wants it (Llama, llama2.c; not
+     * GPT-2), special tokens written in it recognized; an empty prompt
+     * starts from BOS (GPT-2's <|endoftext|>) */
     size_t plen = strlen(prompt);
     int64_t cap = 3 * (int64_t)plen + 5, n_prompt;   /* the bound in tokenizer.h */
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
     if (!ids)
         cli_die("out of memory");
-    if (bl_tokenizer_encode(tok, prompt, plen, BL_TOK_BOS, ids, cap, &n_prompt))
+    unsigned flags = BL_TOK_SPECIAL | (bl_tokenizer_add_bos(tok) || plen == 0 ? BL_TOK_BOS : 0);
+    if (bl_tokenizer_encode(tok, prompt, plen, flags, ids, cap, &n_prompt))
         cli_die("cannot tokenize the prompt");
     if (n_prompt == 0)   /* a vocabulary without BOS and an empty prompt */
         cli_die("the prompt is empty and the vocabulary has no BOS token to start from");
 
-    /* context: the last sampled token is printed, never evaluated */
+    /* context: the last sampled token is printed, never evaluated.  A model
+     * with learned positions (GPT-2) has none past its trained context: the
+     * run stops there.  Rotary models go past it with a warning. */
     int64_t needed = n_prompt + (n_gen > 0 ? n_gen - 1 : 0);
-    if (n_ctx > 0) {
-        if (n_prompt > n_ctx)
+    int64_t limit = n_ctx > 0 ? n_ctx : cfg->ctx_train;
+    if (cfg->pos_embd && limit > cfg->ctx_train) {
+        cli_die("%s: learned position embeddings for %" PRId64 " positions only: -c %" PRId64 " is too long",
+                model_path, cfg->ctx_train, n_ctx);
+    }
+    if (n_prompt > limit) {
+        if (n_ctx > 0)
             cli_die("the prompt is %" PRId64 " tokens, longer than the context (-c %" PRId64 ")", n_prompt, n_ctx);
-        cp.n_ctx = needed < n_ctx ? needed : n_ctx;
+        cli_die("%s: the prompt is %" PRId64 " tokens, longer than the model's context of %" PRId64 " positions%s",
+                model_path, n_prompt, cfg->ctx_train, cfg->pos_embd ? "" : " (-c N runs past it)");
+    }
+    if (n_ctx > 0 || cfg->pos_embd) {
+        cp.n_ctx = needed < limit ? needed : limit;
         if (cp.n_ctx > cfg->ctx_train)
             cli_warn("%s was trained with a context of %" PRId64 " positions; -c %" PRId64 " lets this run go to %" PRId64,
                      model_path, cfg->ctx_train, n_ctx, cp.n_ctx);
     } else {
-        if (n_prompt > cfg->ctx_train)
-            cli_die("%s: the prompt is %" PRId64 " tokens, longer than the model's context of %" PRId64
-                    " positions (-c N runs past it)", model_path, n_prompt, cfg->ctx_train);
         if (needed > cfg->ctx_train)
             cli_warn("%s was trained with a context of %" PRId64 " positions; this run goes to %" PRId64,
                      model_path, cfg->ctx_train, needed);
@@ -139,7 +151,9 @@ int cmd_generate(int argc, char **argv)
     bl_ctx *ctx;
     if (bl_ctx_alloc(&ctx, model, &cp, &err))
         cli_die("%s", err.msg);
-    bl_sampler *sampler = bl_sampler_alloc(&sp, cfg->n_vocab, &err);
+    /* the embedding may have rows past the vocabulary (padding): sample
+     * among the tokens that exist */
+    bl_sampler *sampler = bl_sampler_alloc(&sp, bl_tokenizer_n_vocab(tok), &err);
     if (!sampler)
         cli_die("%s", err.msg);
     float *logits = malloc((size_t)cfg->n_vocab * sizeof *logits);
@@ -148,8 +162,9 @@ int cmd_generate(int argc, char **argv)
         cli_die("out of memory");
 
     struct cli_utf8 u8 = {{0}, 0, 0};
-    for (int64_t i = 1; i < n_prompt; i++) {
-        size_t k = bl_tokenizer_decode(tok, ids[i - 1], ids[i], piece, 4096);
+    /* the prompt as the model reads it (BOS, if any, prints nothing) */
+    for (int64_t i = 0; i < n_prompt; i++) {
+        size_t k = bl_tokenizer_decode(tok, i ? ids[i - 1] : -1, ids[i], piece, 4096);
         cli_utf8_put(&u8, stdout, piece, k < 4096 ? k : 4096);
     }
     fflush(stdout);
@@ -187,9 +202,9 @@ int cmd_generate(int argc, char **argv)
     if (!cli_quiet && n_gen > 0) {
         double pt = t1 - t0, dt = t2 - t1;
         int64_t n_dec = n_out > 1 ? n_out - 1 : 0;
-        fprintf(stderr, "bitlens generate: %" PRId64 " tokens; prompt %" PRId64 " tokens at %.1f tok/s, "
+        fprintf(stderr, "bitlens generate: %" PRId64 " token%s; prompt %" PRId64 " token%s at %.1f tok/s, "
                 "decode %.1f tok/s (%d thread%s)\n",
-                n_out, n_prompt, pt > 0 ? (double)n_prompt / pt : 0.0,
+                n_out, n_out == 1 ? "" : "s", n_prompt, n_prompt == 1 ? "" : "s", pt > 0 ? (double)n_prompt / pt : 0.0,
                 dt > 0 ? (double)n_dec / dt : 0.0, threads, threads == 1 ? "" : "s");
     }
     free(piece);

@@ -121,9 +121,18 @@ static int print_json(const bl_model *m)
     cJSON_AddNumberToObject(cfg, "n_vocab", (double)c->n_vocab);
     cJSON_AddNumberToObject(cfg, "ctx_train", (double)c->ctx_train);
     cJSON_AddNumberToObject(cfg, "n_rot", (double)c->n_rot);
-    cJSON_AddNumberToObject(cfg, "rope_base", f32_json(c->rope_base));
+    if (c->rope != BL_ROPE_NONE)
+        cJSON_AddNumberToObject(cfg, "rope_base", f32_json(c->rope_base));
+    else
+        cJSON_AddNullToObject(cfg, "rope_base");
     cJSON_AddNumberToObject(cfg, "norm_eps", f32_json(c->norm_eps));
     cJSON_AddBoolToObject(cfg, "tied_classifier", c->tied_classifier);
+    cJSON_AddStringToObject(cfg, "norm", c->norm == BL_NORM_RMS ? "rms" : "layer");
+    cJSON_AddStringToObject(cfg, "rope", c->rope == BL_ROPE_NONE ? "none" : c->rope == BL_ROPE_HALVES ? "halves" : "adjacent");
+    cJSON_AddStringToObject(cfg, "mlp", c->mlp == BL_MLP_SWIGLU ? "swiglu" : "gelu");
+    cJSON_AddBoolToObject(cfg, "learned_positions", c->pos_embd);
+    cJSON_AddBoolToObject(cfg, "qkv_bias", c->qkv_bias);
+    cJSON_AddBoolToObject(cfg, "rope_scaled", c->rope_scaled);
     cJSON_AddItemToObject(o, "config", cfg);
     if (tok) {
         cJSON *v = cJSON_AddObjectToObject(o, "vocabulary");
@@ -207,11 +216,20 @@ int cmd_info(int argc, char **argv)
     printf("architecture:  %s\n", bl_model_arch_name(m));
     printf("name:          %s\n", bl_model_name(m));
     printf("parameters:    %" PRId64 " (%s)\n", bl_model_n_params(m), n1);
-    printf("dimensions:    dim %" PRId64 ", %" PRId64 " layers, %" PRId64 " heads (%" PRId64
+    printf("dimensions:    dim %" PRId64 ", %" PRId64 " layer%s, %" PRId64 " head%s (%" PRId64
            " key/value), head dim %" PRId64 ", hidden %" PRId64 "\n",
-           c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim);
-    printf("context:       %" PRId64 " positions; RoPE base %g over %" PRId64 " dims; RMSNorm eps %g\n",
-           c->ctx_train, c->rope_base, c->n_rot, c->norm_eps);
+           c->dim, c->n_layers, c->n_layers == 1 ? "" : "s", c->n_heads, c->n_heads == 1 ? "" : "s",
+           c->n_kv_heads, c->head_dim, c->hidden_dim);
+    printf("context:       %" PRId64 " positions; ", c->ctx_train);
+    if (c->rope == BL_ROPE_NONE)
+        printf("learned position embeddings");
+    else
+        printf("RoPE base %g over %" PRId64 " dims (%s)%s", c->rope_base, c->n_rot,
+               c->rope == BL_ROPE_HALVES ? "halves of each head" : "adjacent pairs",
+               c->rope_scaled ? ", scaled frequencies" : "");
+    printf("; %s eps %g\n", c->norm == BL_NORM_RMS ? "RMSNorm" : "LayerNorm", c->norm_eps);
+    printf("blocks:        %s attention%s, %s MLP\n", c->qkv_bias ? "biased" : "bias-free",
+           c->arch == BL_ARCH_GPT2 ? " (fused qkv)" : "", c->mlp == BL_MLP_SWIGLU ? "SwiGLU" : "GELU (tanh)");
     printf("classifier:    %s\n", c->tied_classifier ? "tied to the token embedding" : "separate (output.weight)");
     const char *why;
     if (!bl_model_computable(m, &why))

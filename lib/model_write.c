@@ -147,8 +147,11 @@ int bl_model_write_gguf(const bl_model *m, const char *path, int type, bl_err *e
         SET(bl_gguf_writer_set_f32(w, KEY("rope.freq_base"), c->rope_base));
     }
     SET(bl_gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)c->n_vocab));
-    if (m->tok)
-        SET(bl_tokenizer_write_gguf(m->tok, w));
+    if (m->tok && (rc = bl_tokenizer_write_gguf(m->tok, w, c->n_vocab))) {
+        rc = bli_err(err, rc, "%s: the vocabulary (%s) cannot be written as GGUF keys (%s)", m->path,
+                     bl_tokenizer_model(m->tok), bl_strerror(rc));
+        goto done;
+    }
 #undef KEY
 
     for (int64_t i = 0; i < m->n_tensors; i++) {

@@ -821,7 +821,7 @@ size_t bl_tokenizer_decode(const bl_tokenizer *t, int32_t prev, int32_t id, char
 
 /* ------------------------------------------------------------ GGUF writer */
 
-int bl_tokenizer_write_gguf(const bl_tokenizer *t, bl_gguf_writer *w)
+int bl_tokenizer_write_gguf(const bl_tokenizer *t, bl_gguf_writer *w, int64_t n_rows)
 {
     const char **strs = NULL;
     size_t *lens = NULL;
@@ -829,6 +829,7 @@ int bl_tokenizer_write_gguf(const bl_tokenizer *t, bl_gguf_writer *w)
     char *marena = NULL;       /* merges "a b" */
     float *scores = NULL;
     int32_t *types = NULL;
+    char *pads = NULL;         /* "[PAD<id>]" placeholders */
     int rc = BL_OK;
     int bytes = t->algo == BLI_ALGO_BYTES;
     const char *pre = NULL;
@@ -841,13 +842,26 @@ int bl_tokenizer_write_gguf(const bl_tokenizer *t, bl_gguf_writer *w)
         return BL_EUNSUPPORTED;    /* Metaspace semantics GGUF "llama" cannot carry */
     }
     size_t n = (size_t)t->n;
-    strs = bli_malloc_array(n, sizeof *strs);
-    lens = bli_malloc_array(n, sizeof *lens);
-    scores = bli_malloc_array(n, sizeof *scores);
-    types = bli_malloc_array(n, sizeof *types);
-    if (!strs || !lens || !scores || !types) {
+    /* an embedding padded past the vocabulary: placeholder tokens
+     * "[PAD<id>]" of kind unused fill the rows, as llama.cpp's converter
+     * writes them, so the token list matches the embedding */
+    size_t n_all = n_rows > t->n ? (size_t)n_rows : n;
+    strs = bli_malloc_array(n_all, sizeof *strs);
+    lens = bli_malloc_array(n_all, sizeof *lens);
+    scores = bli_malloc_array(n_all, sizeof *scores);
+    types = bli_malloc_array(n_all, sizeof *types);
+    if (n_all > n)
+        pads = bli_malloc_array(n_all - n, 24);
+    if (!strs || !lens || !scores || !types || (n_all > n && !pads)) {
         rc = BL_ENOMEM;
         goto done;
+    }
+    for (size_t i = n; i < n_all; i++) {
+        char *pp = pads + (i - n) * 24;
+        lens[i] = (size_t)snprintf(pp, 24, "[PAD%zu]", i);
+        strs[i] = pp;
+        scores[i] = -1e9f;
+        types[i] = BL_TOKEN_UNUSED;
     }
     int spaces = !bytes && t->space_len == 1;
     if (spaces && !(conv = bli_calloc(n, sizeof *conv))) {
@@ -890,10 +904,10 @@ int bl_tokenizer_write_gguf(const bl_tokenizer *t, bl_gguf_writer *w)
     }
     if ((rc = bl_gguf_writer_set_str(w, "tokenizer.ggml.model", bytes ? "gpt2" : "llama")) ||
         (rc = bl_gguf_writer_set_str(w, "tokenizer.ggml.pre", bytes ? pre : "default")) ||
-        (rc = bl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, n)) ||
-        (rc = bl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", BL_GGUF_INT32, types, n)))
+        (rc = bl_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, n_all)) ||
+        (rc = bl_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", BL_GGUF_INT32, types, n_all)))
         goto done;
-    if (!bytes && (rc = bl_gguf_writer_set_arr(w, "tokenizer.ggml.scores", BL_GGUF_FLOAT32, scores, n)))
+    if (!bytes && (rc = bl_gguf_writer_set_arr(w, "tokenizer.ggml.scores", BL_GGUF_FLOAT32, scores, n_all)))
         goto done;
     if (bytes) {
         size_t total = 0;
@@ -957,5 +971,6 @@ done:
     free(scores);
     free(types);
     free(marena);
+    free(pads);
     return rc;
 }

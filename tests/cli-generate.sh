@@ -4,8 +4,13 @@
 # other checkpoints, reproducible sampling.
 . "$BL_SRCDIR/tests/setup"
 
-models=$(dirname "$(td models/stories260K.bin)")
-golden=$(td golden/stories260K_greedy_n256.txt)
+# td in a command substitution would only leave the subshell: check here
+for f in models/stories260K.bin models/stories260K.gguf models/tok512.bin \
+    golden/stories260K_greedy_n256.txt golden/stories260K/tokens.json; do
+    [ -r "${BL_TESTDATA:-/nonexistent}/$f" ] || skip_all "test data '$f' not found under BL_TESTDATA='${BL_TESTDATA:-}'"
+done
+models=$BL_TESTDATA/models
+golden=$BL_TESTDATA/golden/stories260K_greedy_n256.txt
 
 # llama2.c: `run stories260K.bin -z tok512.bin -t 0` (its -n 256 from BOS
 # prints 256 new tokens; bitlens' -n counts new tokens, default 256)
@@ -25,7 +30,7 @@ check "-q: nothing on stderr" test ! -s "$tmp/err"
 # run.c's stdout for `run stories260K.bin -z tok512.bin -t 0 -n 48 -i "Once
 # upon a time"`, kept in golden/stories260K/tokens.json: 48 positions with a
 # 5-token prompt are 44 new tokens
-tokens_json=$(td golden/stories260K/tokens.json)
+tokens_json=$BL_TESTDATA/golden/stories260K/tokens.json
 if command -v python3 >/dev/null 2>&1; then
     python3 -c 'import json,sys; sys.stdout.write(json.load(open(sys.argv[1]))["runc_greedy_stdout"])' \
         "$tokens_json" >"$tmp/p.want"

@@ -205,7 +205,7 @@ static bl_tokenizer *gguf_round_trip(const bl_tokenizer *t, const char *dir, con
     snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
     bl_gguf_writer *w = bl_gguf_writer_alloc();
     bl_gguf_writer_set_str(w, "general.architecture", "llama");
-    *wrc = bl_tokenizer_write_gguf(t, w);
+    *wrc = bl_tokenizer_write_gguf(t, w, 0);
     if (*wrc == 0)
         *wrc = bl_gguf_writer_write(w, path, &err);
     bl_gguf_writer_free(w);

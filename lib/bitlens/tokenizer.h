@@ -186,8 +186,12 @@ size_t bl_tokenizer_decode(const bl_tokenizer *t, int32_t prev, int32_t id, char
  * made from its merge ranks (minus the rank of the first merge giving each
  * piece), which encodes the same where merge order and piece order agree,
  * as in any file a SentencePiece converter writes.  BL_EUNSUPPORTED if t cannot be written so (a Metaspace
- * pre-tokenizer, a regex pre-tokenizer no GGUF name stands for); BL_ENOMEM. */
-int bl_tokenizer_write_gguf(const bl_tokenizer *t, bl_gguf_writer *w);
+ * pre-tokenizer, a regex pre-tokenizer no GGUF name stands for); BL_ENOMEM.
+ * n_rows > the vocabulary size pads the token list to n_rows entries with
+ * placeholders "[PAD<id>]" of kind BL_TOKEN_UNUSED, for an embedding with
+ * more rows than the vocabulary has tokens (Qwen2, many GPT-2 finetunes);
+ * 0 writes the vocabulary as it is. */
+int bl_tokenizer_write_gguf(const bl_tokenizer *t, bl_gguf_writer *w, int64_t n_rows);
 
 #ifdef __cplusplus
 }

@@ -183,7 +183,7 @@ static void gguf_round_trip(const bl_tokenizer *t, const char *extra, size_t ext
     bl_gguf_writer *w = bl_gguf_writer_alloc();
     if (!w)
         return;
-    int rc = bl_tokenizer_write_gguf(t, w);
+    int rc = bl_tokenizer_write_gguf(t, w, 0);
     if (rc == BL_ENOMEM) {
         bl_gguf_writer_free(w);
         return;
