@@ -1105,6 +1105,28 @@ static int has_bytelevel(const cJSON *v, int depth)
     return 0;
 }
 
+/* A step of a tokenizer.json pipeline (normalizer, pre-tokenizer,
+ * decoder, post-processor) at JSON path `path`. */
+typedef int (*hf_step)(struct hf *h, const cJSON *v, const char *path, int depth);
+
+/* A "Sequence" step: each element of its array `key` through `fn`. */
+static int hf_sequence(struct hf *h, const cJSON *v, const char *path, const char *key, hf_step fn,
+                       int depth)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(v, key), *e;
+    char p[256];
+    int i = 0, rc;
+    snprintf(p, sizeof p, "%.200s.%s", path, key);
+    if (!cJSON_IsArray(arr))
+        return jerr(&h->j, BL_EFORMAT, p, "%s, not an array", jtype(arr));
+    cJSON_ArrayForEach(e, arr) {
+        snprintf(p, sizeof p, "%.200s.%s[%d]", path, key, i++);
+        if ((rc = fn(h, e, p, depth + 1)))
+            return rc;
+    }
+    return BL_OK;
+}
+
 static int hf_normalizer(struct hf *h, const cJSON *v, const char *path, int depth)
 {
     const struct jx *j = &h->j;
@@ -1117,20 +1139,8 @@ static int hf_normalizer(struct hf *h, const cJSON *v, const char *path, int dep
         return jerr(j, BL_EUNSUPPORTED, path, "normalizers nested too deeply");
     if ((rc = jtype_of(j, v, path, &type)))
         return rc;
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(v, "normalizers");
-        snprintf(p, sizeof p, "%.200s.normalizers", path);
-        if (!cJSON_IsArray(arr))
-            return jerr(j, BL_EFORMAT, p, "%s, not an array", jtype(arr));
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr) {
-            snprintf(p, sizeof p, "%.200s.normalizers[%d]", path, i++);
-            if ((rc = hf_normalizer(h, e, p, depth + 1)))
-                return rc;
-        }
-        return BL_OK;
-    }
+    if (strcmp(type, "Sequence") == 0)
+        return hf_sequence(h, v, path, "normalizers", hf_normalizer, depth);
     if (strcmp(type, "NFC") == 0)
         return BL_OK;   /* a no-op: the text is taken to be NFC already */
     if (!h->bytes && strcmp(type, "Prepend") == 0) {
@@ -1181,20 +1191,8 @@ static int hf_pre(struct hf *h, const cJSON *v, const char *path, int depth)
         return jerr(j, BL_EUNSUPPORTED, path, "pre-tokenizers nested too deeply");
     if ((rc = jtype_of(j, v, path, &type)))
         return rc;
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(v, "pretokenizers");
-        snprintf(p, sizeof p, "%.200s.pretokenizers", path);
-        if (!cJSON_IsArray(arr))
-            return jerr(j, BL_EFORMAT, p, "%s, not an array", jtype(arr));
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr) {
-            snprintf(p, sizeof p, "%.200s.pretokenizers[%d]", path, i++);
-            if ((rc = hf_pre(h, e, p, depth + 1)))
-                return rc;
-        }
-        return BL_OK;
-    }
+    if (strcmp(type, "Sequence") == 0)
+        return hf_sequence(h, v, path, "pretokenizers", hf_pre, depth);
     if (h->seen_bytelevel)
         return jerr(j, BL_EUNSUPPORTED, path, "a %.40s pre-tokenizer after ByteLevel is not supported", type);
     if (strcmp(type, "ByteLevel") == 0) {
@@ -1296,20 +1294,8 @@ static int hf_decoder(struct hf *h, const cJSON *v, const char *path, int depth)
         return jerr(j, BL_EUNSUPPORTED, path, "decoders nested too deeply");
     if ((rc = jtype_of(j, v, path, &type)))
         return rc;
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(v, "decoders");
-        snprintf(p, sizeof p, "%.200s.decoders", path);
-        if (!cJSON_IsArray(arr))
-            return jerr(j, BL_EFORMAT, p, "%s, not an array", jtype(arr));
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr) {
-            snprintf(p, sizeof p, "%.200s.decoders[%d]", path, i++);
-            if ((rc = hf_decoder(h, e, p, depth + 1)))
-                return rc;
-        }
-        return BL_OK;
-    }
+    if (strcmp(type, "Sequence") == 0)
+        return hf_sequence(h, v, path, "decoders", hf_decoder, depth);
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(type, known[i]) == 0)
             return BL_OK;
@@ -1402,20 +1388,8 @@ static int hf_post(struct hf *h, const cJSON *v, const char *path, int depth)
         return jerr(j, BL_EUNSUPPORTED, path, "post-processors nested too deeply");
     if ((rc = jtype_of(j, v, path, &type)))
         return rc;
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(v, "processors");
-        snprintf(p, sizeof p, "%.200s.processors", path);
-        if (!cJSON_IsArray(arr))
-            return jerr(j, BL_EFORMAT, p, "%s, not an array", jtype(arr));
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr) {
-            snprintf(p, sizeof p, "%.200s.processors[%d]", path, i++);
-            if ((rc = hf_post(h, e, p, depth + 1)))
-                return rc;
-        }
-        return BL_OK;
-    }
+    if (strcmp(type, "Sequence") == 0)
+        return hf_sequence(h, v, path, "processors", hf_post, depth);
     if (strcmp(type, "ByteLevel") == 0)
         return BL_OK;
     if (strcmp(type, "TemplateProcessing") == 0) {
