@@ -73,6 +73,12 @@ void *bli_malloc_array(size_t n, size_t size);
 char *bli_strdup(const char *s);
 char *bli_strndup(const char *s, size_t n);
 
+/* SHA-256 with a named implementation ("portable", "sha-ni"), for the
+ * tests that check one against the other (lib/sha256.c). */
+struct bl_sha256;
+int bli_sha256_init_impl(struct bl_sha256 *h, const char *name);
+const char *bli_sha256_impl_name(const struct bl_sha256 *h);
+
 /* Number of threads to use for a request of n (n <= 0: all processors). */
 int bli_threads(int n);
 
