@@ -60,6 +60,8 @@ struct bl_ctx {
     size_t wscratch_n;
     float *hook_logits;       /* [n_batch x V] when a hook wants logits the
                                  caller did not ask for; else NULL */
+    float *scores;            /* [n_batch x n_heads x n_ctx] when a hook is on
+                                 attention scores or patterns; else NULL */
 
     int64_t n_points;
     struct hook_point *points;
@@ -121,6 +123,8 @@ static const struct {
     {BL_HOOK_ATTN_Q, 1, "blocks.%d.attn.hook_q"},
     {BL_HOOK_ATTN_K, 1, "blocks.%d.attn.hook_k"},
     {BL_HOOK_ATTN_V, 1, "blocks.%d.attn.hook_v"},
+    {BL_HOOK_ATTN_SCORES, 1, "blocks.%d.attn.hook_attn_scores"},
+    {BL_HOOK_ATTN_PATTERN, 1, "blocks.%d.attn.hook_pattern"},
     {BL_HOOK_ATTN_Z, 1, "blocks.%d.attn.hook_z"},
     {BL_HOOK_ATTN_OUT, 1, "blocks.%d.hook_attn_out"},
     {BL_HOOK_RESID_MID, 1, "blocks.%d.hook_resid_mid"},
@@ -175,24 +179,69 @@ static int build_hooks(bl_ctx *c)
     return BL_OK;
 }
 
+int bl_ctx_hook_kind(const bl_ctx *c, int64_t i)
+{
+    BL_ASSERT(i >= 0 && i < c->n_points);
+    return c->points[i].kind;
+}
+
+int bl_ctx_hook_layer(const bl_ctx *c, int64_t i)
+{
+    BL_ASSERT(i >= 0 && i < c->n_points);
+    return c->points[i].layer;
+}
+
+int64_t bl_ctx_hook_width(const bl_ctx *c, int64_t i)
+{
+    BL_ASSERT(i >= 0 && i < c->n_points);
+    const struct bl_model_config *cf = &c->cfg;
+    switch (c->points[i].kind) {
+    case BL_HOOK_LN1_SCALE:
+    case BL_HOOK_LN2_SCALE: return 1;
+    case BL_HOOK_ATTN_Q:
+    case BL_HOOK_ATTN_Z: return cf->n_heads * cf->head_dim;
+    case BL_HOOK_ATTN_K:
+    case BL_HOOK_ATTN_V: return cf->n_kv_heads * cf->head_dim;
+    case BL_HOOK_ATTN_SCORES:
+    case BL_HOOK_ATTN_PATTERN: return -1;
+    case BL_HOOK_MLP_PRE:
+    case BL_HOOK_MLP_POST: return cf->hidden_dim;
+    case BL_HOOK_LOGITS: return cf->n_vocab;
+    default: return cf->dim;
+    }
+}
+
+int bl_ctx_add_hook_at(bl_ctx *c, int64_t i, bl_hook_fn fn, void *user_data)
+{
+    BL_ASSERT(i >= 0 && i < c->n_points);
+    struct hook_point *p = &c->points[i];
+    struct hook_sub *s = realloc(p->subs, (size_t)(p->n_subs + 1) * sizeof *s);
+    if (!s)
+        return BL_ENOMEM;
+    s[p->n_subs++] = (struct hook_sub){fn, user_data};
+    p->subs = s;
+    if (p->kind == BL_HOOK_LOGITS && !c->hook_logits) {
+        c->hook_logits = bli_malloc_array((size_t)(c->n_batch * c->cfg.n_vocab), sizeof(float));
+        if (!c->hook_logits)
+            return BL_ENOMEM;
+    }
+    if ((p->kind == BL_HOOK_ATTN_SCORES || p->kind == BL_HOOK_ATTN_PATTERN) && !c->scores) {
+        size_t n = (size_t)c->n_batch * (size_t)c->cfg.n_heads * (size_t)c->n_ctx;
+        if (!(c->scores = bli_malloc_array(n, sizeof(float))))
+            return BL_ENOMEM;
+    }
+    return BL_OK;
+}
+
 int bl_ctx_add_hook(bl_ctx *c, const char *glob, bl_hook_fn fn, void *user_data)
 {
     int matched = 0;
     for (int64_t i = 0; i < c->n_points; i++) {
-        struct hook_point *p = &c->points[i];
-        if (fnmatch(glob, p->name, 0) != 0)
+        if (fnmatch(glob, c->points[i].name, 0) != 0)
             continue;
-        struct hook_sub *s = realloc(p->subs, (size_t)(p->n_subs + 1) * sizeof *s);
-        if (!s)
+        if (bl_ctx_add_hook_at(c, i, fn, user_data))
             return BL_ENOMEM;
-        s[p->n_subs++] = (struct hook_sub){fn, user_data};
-        p->subs = s;
         matched++;
-        if (p->kind == BL_HOOK_LOGITS && !c->hook_logits) {
-            c->hook_logits = bli_malloc_array((size_t)(c->n_batch * c->cfg.n_vocab), sizeof(float));
-            if (!c->hook_logits)
-                return BL_ENOMEM;
-        }
     }
     return matched;
 }
@@ -251,6 +300,7 @@ void bl_ctx_free(bl_ctx *c)
     free(c->att);
     free(c->wscratch);
     free(c->hook_logits);
+    free(c->scores);
     free(c);
 }
 
@@ -462,6 +512,61 @@ static float gelu_tanh(float x)
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
+/* Attention through the whole score matrix, for hooks on the scores or
+ * the pattern: S [n x H x K] with K = pos0 + n keys, masked entries -inf;
+ * the hooks may change S (before the softmax) and the pattern (before it
+ * weighs the values). */
+static int attention_hooked(bl_ctx *c, int64_t l, int64_t n, int64_t pos0)
+{
+    const struct bl_model_config *cf = &c->cfg;
+    int64_t H = cf->n_heads, hd = cf->head_dim, KV = cf->n_kv_heads * hd, Q = H * hd;
+    int64_t group = H / cf->n_kv_heads, K = pos0 + n, L = cf->n_layers;
+    const float *kc = c->key_cache + (size_t)l * (size_t)c->n_ctx * (size_t)KV;
+    const float *vc = c->value_cache + (size_t)l * (size_t)c->n_ctx * (size_t)KV;
+    float sqrt_hd = sqrtf((float)hd), *S = c->scores;
+    int nt = n * H * K * hd >= (1 << 15) ? c->n_threads : 1;
+    int rc;
+
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t task = 0; task < n * H; task++) {
+        int64_t i = task / H, h = task % H, g = h / group, end = pos0 + i;
+        const float *q = c->q + i * Q + h * hd;
+        float *row = S + (i * H + h) * K;
+        for (int64_t t = 0; t < K; t++) {
+            if (t > end) {
+                row[t] = -INFINITY;
+                continue;
+            }
+            const float *k = kc + t * KV + g * hd;
+            float s = 0.0f;
+            for (int64_t j = 0; j < hd; j++)
+                s += q[j] * k[j];
+            row[t] = s / sqrt_hd;
+        }
+    }
+    FIRE(BL_HOOK_ATTN_SCORES, l, S, H * K);
+    for (int64_t r = 0; r < n * H; r++) {
+        int64_t i = r / H;
+        bli_softmax(S + r * K, pos0 + i + 1);
+        for (int64_t t = pos0 + i + 1; t < K; t++)
+            S[r * K + t] = 0.0f;
+    }
+    FIRE(BL_HOOK_ATTN_PATTERN, l, S, H * K);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t task = 0; task < n * H; task++) {
+        int64_t i = task / H, h = task % H, g = h / group;
+        const float *a = S + (i * H + h) * K;
+        float *z = c->z + i * Q + h * hd;
+        memset(z, 0, (size_t)hd * sizeof *z);
+        for (int64_t t = 0; t < K; t++) {
+            const float *v = vc + t * KV + g * hd;
+            for (int64_t j = 0; j < hd; j++)
+                z[j] += a[t] * v[j];
+        }
+    }
+    return BL_OK;
+}
+
 static int forward(bl_ctx *c, const int32_t *tokens, int64_t n, float *logits, int all)
 {
     const struct bl_model_config *cf = &c->cfg;
@@ -519,7 +624,14 @@ static int forward(bl_ctx *c, const int32_t *tokens, int64_t n, float *logits, i
             rope(c, kc, n, pos0, cf->n_kv_heads);
         }
 
-        attention(c, l, n, pos0);                    /* z [n x Q] */
+        /* z [n x Q] */
+        if (c->scores && (c->at[(size_t)BL_HOOK_ATTN_SCORES * (size_t)(L + 1) + (size_t)(l + 1)]->n_subs ||
+                          c->at[(size_t)BL_HOOK_ATTN_PATTERN * (size_t)(L + 1) + (size_t)(l + 1)]->n_subs)) {
+            if ((rc = attention_hooked(c, l, n, pos0)))
+                return rc;
+        } else {
+            attention(c, l, n, pos0);
+        }
         FIRE(BL_HOOK_ATTN_Z, l, c->z, Q);
         matmul(c, &Ly->wo, c->z, c->xb2, n, D, Q);   /* [n x D] */
         add_bias(c->xb2, &Ly->bo, n, D);

@@ -225,12 +225,35 @@ static void cpu_probe(void)
     has_avx2_fma_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 }
 
+/* f16 / bf16 rows to f32, 8 at a time (the batch path converts blocks of
+ * weight rows before sgemm) */
+__attribute__((target("avx2,fma,f16c")))
+static void to_f32_avx2(int type, const void *src, float *dst, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, load8(type, src, i));
+    if (i < n)
+        bl_to_f32(type, (const unsigned char *)src + bl_dtype_row_bytes(type, i), dst + i, n - i);
+}
+
 static int cpu_has_avx2(void)
 {
     pthread_once(&cpu_once, cpu_probe);
     return has_avx2_fma_f16c;
 }
 #endif
+
+static void row_to_f32(int type, const void *src, float *dst, int64_t n)
+{
+#ifdef HAVE_X86_KERNELS
+    if ((type == BL_F16 || type == BL_BF16) && cpu_has_avx2()) {
+        to_f32_avx2(type, src, dst, n);
+        return;
+    }
+#endif
+    bl_to_f32(type, src, dst, n);
+}
 
 const char *bli_kernel_name(void)
 {
@@ -322,7 +345,7 @@ void bli_matmul(int type, const void *W, const float *X, float *Y, int64_t n,
             for (int64_t b0 = r0; b0 < r1; b0 += block) {
                 int64_t nr = r1 - b0 < block ? r1 - b0 : block;
                 for (int64_t r = 0; r < nr; r++)
-                    bl_to_f32(type, w + (size_t)(b0 + r) * rb, s + r * cols, cols);
+                    row_to_f32(type, w + (size_t)(b0 + r) * rb, s + r * cols, cols);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)cols,
                             1.0f, X, (int)cols, s, (int)cols, 0.0f, Y + b0, (int)rows);
             }

@@ -45,7 +45,7 @@ static void names(void)
 {
     bl_ctx *c = new_ctx(8);
     int64_t n = bl_ctx_n_hooks(c);
-    ok(n == 3 + 15 * L, "%lld hook points (3 global + 15 per block x %lld)", (long long)n, (long long)L);
+    ok(n == 3 + 17 * L, "%lld hook points (3 global + 17 per block x %lld)", (long long)n, (long long)L);
     int unique = 1, tl = 1;
     for (int64_t i = 0; i < n; i++) {
         const char *a = bl_ctx_hook_name(c, i);
@@ -61,7 +61,8 @@ static void names(void)
        "points in forward order: hook_embed, blocks.0.hook_resid_pre ... hook_logits");
     static const char *const want[] = {
         "blocks.4.hook_resid_pre", "blocks.4.ln1.hook_scale", "blocks.4.ln1.hook_normalized",
-        "blocks.4.attn.hook_q", "blocks.4.attn.hook_k", "blocks.4.attn.hook_v", "blocks.4.attn.hook_z",
+        "blocks.4.attn.hook_q", "blocks.4.attn.hook_k", "blocks.4.attn.hook_v",
+        "blocks.4.attn.hook_attn_scores", "blocks.4.attn.hook_pattern", "blocks.4.attn.hook_z",
         "blocks.4.hook_attn_out", "blocks.4.hook_resid_mid", "blocks.4.ln2.hook_scale",
         "blocks.4.ln2.hook_normalized", "blocks.4.mlp.hook_pre", "blocks.4.mlp.hook_post",
         "blocks.4.hook_mlp_out", "blocks.4.hook_resid_post"};
@@ -69,7 +70,7 @@ static void names(void)
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
         for (int64_t i = 0; i < n; i++)
             found += strcmp(bl_ctx_hook_name(c, i), want[k]) == 0;
-    ok(found == 15, "block 4 has its 15 named points (%d found)", found);
+    ok(found == 17, "block 4 has its 17 named points (%d found)", found);
     bl_hook_fn nop = NULL;
     ok(bl_ctx_add_hook(c, "blocks.*.hook_resid_post", nop, NULL) == L, "glob blocks.*.hook_resid_post matches %lld", (long long)L);
     ok(bl_ctx_add_hook(c, "*.attn.hook_[qkv]", nop, NULL) == 3 * L, "glob *.attn.hook_[qkv] matches 3 per block");
@@ -282,6 +283,99 @@ static void patching(const int32_t *a_ids, const int32_t *b_ids)
     free(lb);
 }
 
+/* ---- attention scores and pattern */
+struct att {
+    int64_t H, K, n;
+    float *pattern;   /* [n x H x K] of block 1, as seen */
+    float *v;         /* [n x KV] values of block 1 */
+    int uniform;      /* set block 1's scores of head 0 equal */
+};
+
+static int att_scores(const struct bl_hook_event *ev, void *u)
+{
+    struct att *a = u;
+    if (a->uniform)
+        for (int64_t i = 0; i < ev->n_pos; i++)
+            for (int64_t t = 0; t <= ev->pos0 + i; t++)
+                ev->data[i * ev->width + t] = 0.5f;   /* head 0: all keys alike */
+    return 0;
+}
+
+static int att_pattern(const struct bl_hook_event *ev, void *u)
+{
+    struct att *a = u;
+    a->n = ev->n_pos;
+    a->K = ev->width / a->H;
+    memcpy(a->pattern, ev->data, (size_t)(ev->n_pos * ev->width) * sizeof(float));
+    return 0;
+}
+
+static int att_v(const struct bl_hook_event *ev, void *u)
+{
+    struct att *a = u;
+    memcpy(a->v, ev->data, (size_t)(ev->n_pos * ev->width) * sizeof(float));
+    return 0;
+}
+
+static int att_z(const struct bl_hook_event *ev, void *u)
+{
+    memcpy(u, ev->data, (size_t)(ev->n_pos * ev->width) * sizeof(float));
+    return 0;
+}
+
+static void attention_hooks(const int32_t *ids)
+{
+    const struct bl_model_config *cf = bl_model_config(model);
+    int64_t H = cf->n_heads, hd = cf->head_dim, KV = cf->n_kv_heads * hd;
+    struct att a = {H, 0, 0, calloc((size_t)(8 * H * 8), 4), calloc((size_t)(8 * KV), 4), 0};
+    float *plain = malloc((size_t)(8 * V) * 4), *hooked = malloc((size_t)(8 * V) * 4);
+    float *z = calloc((size_t)(8 * H * hd), 4);
+    run_logits(ids, 8, plain, NULL, NULL, NULL, 0);
+    bl_ctx *c = new_ctx(8);
+    bl_ctx_add_hook(c, "blocks.1.attn.hook_pattern", att_pattern, &a);
+    bl_ctx_eval(c, ids, 8, hooked, BL_EVAL_ALL_LOGITS);
+    bl_ctx_free(c);
+    ok(rows_equal(plain, hooked, 0, 8), "a hook on the pattern that changes nothing leaves the logits bit for bit");
+    double sum_err = 0, masked = 0;
+    for (int64_t i = 0; i < a.n; i++)
+        for (int64_t h = 0; h < H; h++) {
+            double s = 0;
+            for (int64_t t = 0; t < a.K; t++) {
+                float p = a.pattern[(i * H + h) * a.K + t];
+                if (t <= i)
+                    s += p;
+                else
+                    masked = fmax(masked, fabs(p));
+            }
+            sum_err = fmax(sum_err, fabs(s - 1));
+        }
+    ok(a.n == 8 && a.K == 8 && sum_err < 1e-6 && masked == 0,
+       "hook_pattern [8 x %lld heads x 8 keys]: each row sums to 1 over keys <= its position (%.2g), 0 beyond",
+       (long long)H, sum_err);
+    /* equal scores for head 0: its z is the mean of the values so far */
+    a.uniform = 1;
+    c = new_ctx(8);
+    bl_ctx_add_hook(c, "blocks.1.attn.hook_attn_scores", att_scores, &a);
+    bl_ctx_add_hook(c, "blocks.1.attn.hook_v", att_v, &a);
+    bl_ctx_add_hook(c, "blocks.1.attn.hook_z", att_z, z);
+    bl_ctx_eval(c, ids, 8, NULL, 0);
+    bl_ctx_free(c);
+    double zerr = 0;
+    for (int64_t i = 0; i < 8; i++)
+        for (int64_t j = 0; j < hd; j++) {
+            double m = 0;   /* head 0 reads kv head 0; hook_v is before RoPE, and v has none */
+            for (int64_t t = 0; t <= i; t++)
+                m += a.v[t * KV + j];
+            zerr = fmax(zerr, fabs(m / (double)(i + 1) - z[i * H * hd + j]));
+        }
+    ok(zerr < 1e-6, "scores set equal by a hook: head 0 averages the values (max |diff| %.2g)", zerr);
+    free(a.pattern);
+    free(a.v);
+    free(z);
+    free(plain);
+    free(hooked);
+}
+
 static int stop_at_layer2(const struct bl_hook_event *ev, void *u)
 {
     (void)u;
@@ -324,6 +418,7 @@ int main(void)
     norms(a);
     ablation(a);
     patching(a, b);
+    attention_hooks(a);
     stopping(a);
     bl_model_free(model);
     free(mp);

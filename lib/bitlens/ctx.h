@@ -29,7 +29,8 @@
  * Hook points carry TransformerLens names ("blocks.3.hook_resid_post").  A
  * probe subscribes by glob (fnmatch(3): "blocks.*.hook_resid_post") and
  * receives the tensor [positions x width] in f32; it may read it or write it
- * (patching, ablation) and the forward pass continues from what it left.
+ * (patching, ablation) and the forward pass continues from what it left
+ * (except hook_scale, which reports the divisor already applied).
  * With no hook attached a hook point costs one branch.  The `hook_scale`
  * points carry one number per position: the divisor of the norm,
  * sqrt(mean(x^2)+eps) for RMSNorm, sqrt(var(x)+eps) for LayerNorm.  A model
@@ -58,6 +59,11 @@ enum bl_hook_kind {
     BL_HOOK_ATTN_Q,             /* blocks.L.attn.hook_q      [n x n_heads*head_dim] */
     BL_HOOK_ATTN_K,             /* blocks.L.attn.hook_k      [n x n_kv_heads*head_dim] */
     BL_HOOK_ATTN_V,             /* blocks.L.attn.hook_v      [n x n_kv_heads*head_dim] */
+    BL_HOOK_ATTN_SCORES,        /* blocks.L.attn.hook_attn_scores [n x n_heads*K]: row i,
+                                   head h, key t at [i][h*K + t], K = pos0 + n keys;
+                                   q.k/sqrt(head_dim), -inf where t > pos0 + i */
+    BL_HOOK_ATTN_PATTERN,       /* blocks.L.attn.hook_pattern [n x n_heads*K]: the
+                                   softmax of the scores, 0 where masked */
     BL_HOOK_ATTN_Z,             /* blocks.L.attn.hook_z      [n x n_heads*head_dim] */
     BL_HOOK_ATTN_OUT,           /* blocks.L.hook_attn_out    [n x dim] */
     BL_HOOK_RESID_MID,          /* blocks.L.hook_resid_mid   [n x dim] */
@@ -68,8 +74,9 @@ enum bl_hook_kind {
     BL_HOOK_MLP_OUT,            /* blocks.L.hook_mlp_out     [n x dim] */
     BL_HOOK_RESID_POST,         /* blocks.L.hook_resid_post  [n x dim] */
     BL_HOOK_LN_FINAL,           /* ln_final.hook_normalized  [n x dim] */
-    BL_HOOK_LOGITS,             /* hook_logits               [rows x n_vocab], only
-                                   the rows the caller asked for */
+    BL_HOOK_LOGITS,             /* hook_logits               [rows x n_vocab]: every
+                                   row with BL_EVAL_ALL_LOGITS, else the last row of
+                                   each internal batch */
     BL_HOOK_N_KINDS
 };
 
@@ -86,8 +93,8 @@ struct bl_hook_event {
 };
 
 /* A hook callback returns 0 to go on; nonzero stops the evaluation, which
- * returns BL_ESTOPPED (the KV cache then holds the positions before the
- * batch). */
+ * returns BL_ESTOPPED; the KV cache then holds the positions before the
+ * internal batch (of n_batch positions) that was stopped. */
 typedef int (*bl_hook_fn)(const struct bl_hook_event *ev, void *user_data);
 
 enum bl_kernels {
@@ -98,7 +105,8 @@ enum bl_kernels {
 struct bl_ctx_params {
     int64_t n_ctx;      /* positions the KV cache holds; 0 = the model's ctx_train */
     int64_t n_batch;    /* positions per internal batch; default 256 */
-    int n_threads;      /* OpenMP threads; 0 = number of processors */
+    int n_threads;      /* OpenMP threads; 0 = OMP_NUM_THREADS if set, else
+                           the number of processors */
     int kernels;        /* enum bl_kernels */
 };
 
@@ -137,6 +145,16 @@ const char *bl_ctx_errmsg(const bl_ctx *c);
 /* Number of hook points and their names (owned by the context). */
 int64_t bl_ctx_n_hooks(const bl_ctx *c);
 const char *bl_ctx_hook_name(const bl_ctx *c, int64_t i);
+
+/* Kind (enum bl_hook_kind), block (-1 outside) and width of hook point i:
+ * floats per position, or -1 where it varies with the position (attention
+ * scores and patterns: n_heads x positions so far). */
+int bl_ctx_hook_kind(const bl_ctx *c, int64_t i);
+int bl_ctx_hook_layer(const bl_ctx *c, int64_t i);
+int64_t bl_ctx_hook_width(const bl_ctx *c, int64_t i);
+
+/* Attach fn to point i only (by index, as listed by bl_ctx_hook_name). */
+int bl_ctx_add_hook_at(bl_ctx *c, int64_t i, bl_hook_fn fn, void *user_data);
 
 /* Attach fn to every hook point whose name matches `glob`.  Returns the
  * number of points matched (0 is not an error: the caller decides), or

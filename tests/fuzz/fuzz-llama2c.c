@@ -176,7 +176,7 @@ static void eval_model(const bl_model *m, const int32_t *prompt, int64_t n_promp
     FUZZ_CHECK(rc == BL_OK);
     FUZZ_CHECK(bl_ctx_n_ctx(ctx) == 4 && bl_ctx_pos(ctx) == 0 && bl_ctx_model(ctx) == m);
     int64_t nh = bl_ctx_n_hooks(ctx);
-    FUZZ_CHECK(nh == 3 + 15 * c->n_layers);
+    FUZZ_CHECK(nh == 3 + (c->pos_embd ? 1 : 0) + 17 * c->n_layers);
     for (int64_t i = 0; i < nh; i++)
         FUZZ_CHECK(bl_ctx_hook_name(ctx, i) != NULL);
     struct hook_count hc = {0, c->n_layers};
