@@ -65,6 +65,32 @@ const char *bl_model_format_name(const bl_model *m)
     return m->format_version == 1 ? "llama2.c v1" : "llama2.c v0 (legacy header)";
 }
 
+int64_t bl_model_n_files(const bl_model *m)
+{
+    return m->n_files;
+}
+
+const char *bl_model_file(const bl_model *m, int64_t i)
+{
+    BL_ASSERT(i >= 0 && i < m->n_files);
+    return m->files[i];
+}
+
+int bli_model_add_file(bl_model *m, const char *path)
+{
+    for (int64_t i = 0; i < m->n_files; i++)
+        if (strcmp(m->files[i], path) == 0)
+            return BL_OK;
+    char **f = realloc(m->files, (size_t)(m->n_files + 1) * sizeof *f);
+    if (!f)
+        return BL_ENOMEM;
+    m->files = f;
+    if (!(f[m->n_files] = bli_strdup(path)))
+        return BL_ENOMEM;
+    m->n_files++;
+    return BL_OK;
+}
+
 const struct bl_tensor *bl_model_tensor(const bl_model *m, int64_t i)
 {
     BL_ASSERT(i >= 0 && i < m->n_tensors);
@@ -117,6 +143,9 @@ void bl_model_free(bl_model *m)
     free(m->names);
     for (int64_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
+    for (int64_t i = 0; i < m->n_files; i++)
+        free(m->files[i]);
+    free(m->files);
     free(m->owned);
     free(m->used);
     free(m->not_computable);
@@ -642,6 +671,8 @@ static int load_llama2c(bl_model *m, const struct bl_model_params *p, bl_err *er
         }
     }
     rc = tp ? bl_tokenizer_load_llama2c(&m->tok, tp, V, err) : BL_OK;
+    if (!rc && tp && tp == guess && bli_model_add_file(m, tp))
+        rc = bli_err(err, BL_ENOMEM, "out of memory");
     free(guess);
     return rc;
 }
@@ -679,6 +710,10 @@ int bl_model_load(bl_model **out, const char *path, const struct bl_model_params
         rc = load_gguf(m, &p, err);
     else
         rc = load_llama2c(m, &p, err);
+    if (!rc && !is_dir && bli_model_add_file(m, path))
+        rc = bli_err(err, BL_ENOMEM, "out of memory");
+    if (!rc && p.tokenizer_path && bli_model_add_file(m, p.tokenizer_path))
+        rc = bli_err(err, BL_ENOMEM, "out of memory");
     if (rc) {
         bl_model_free(m);
         return rc;

@@ -443,6 +443,15 @@ int bli_model_load_hf(bl_model *m, const struct bl_model_params *p, bl_err *err)
         goto out;
     if ((rc = map_tensors(m, err)))
         goto out;
+    for (int64_t i = 0; i < bl_safetensors_n_tensors(m->st); i++)
+        if (bli_model_add_file(m, bl_safetensors_tensor_file(m->st, i))) {
+            rc = bli_err(err, BL_ENOMEM, "out of memory");
+            goto out;
+        }
+    if (exists(tj) && bli_model_add_file(m, tj)) {
+        rc = bli_err(err, BL_ENOMEM, "out of memory");
+        goto out;
+    }
     const struct bl_tensor *emb = bl_model_find_tensor(m, "token_embd.weight");
     if (!emb) {
         rc = bli_err(err, BL_EFORMAT, "%s: the token embedding is missing", m->path);

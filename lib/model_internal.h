@@ -69,10 +69,14 @@ struct bl_model {
     void **owned;               /* buffers freed with the model */
     int64_t n_owned;
     bl_tokenizer *tok;
+    char **files;               /* files read: weights, tokenizer, shards */
+    int64_t n_files;
     int describe_only;
     char *not_computable;       /* why the forward pass cannot run, or NULL */
 };
 
+/* Note a file the model was read from (copied). */
+int bli_model_add_file(bl_model *m, const char *path);
 /* Buffers kept until the model is freed. */
 void *bli_model_own(bl_model *m, size_t bytes);
 /* The layer recipe (norm, rope, mlp, biases) of an architecture. */

@@ -8,6 +8,9 @@
  *   model.h      loading checkpoints (GGUF, llama2.c)
  *   ctx.h        the forward pass, KV cache and hook points
  *   sampler.h    greedy / temperature / top-k / top-p sampling
+ *   hash.h       SHA-256
+ *   trace.h      the trace file
+ *   record.h     recording prompts into a trace; its records
  *
  * Link with `pkg-config --libs bitlens`.
  */
@@ -22,5 +25,8 @@
 #include <bitlens/model.h>
 #include <bitlens/ctx.h>
 #include <bitlens/sampler.h>
+#include <bitlens/hash.h>
+#include <bitlens/trace.h>
+#include <bitlens/record.h>
 
 #endif

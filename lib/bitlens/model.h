@@ -109,6 +109,12 @@ size_t bl_model_file_size(const bl_model *m);
 /* The model's display name (general.name, else the file's base name). */
 const char *bl_model_name(const bl_model *m);
 
+/* The files the model was read from (the weights file, a llama2.c
+ * tokenizer.bin, the shards of a Hugging Face folder), for identities like
+ * sha256 sums.  Owned by the model. */
+int64_t bl_model_n_files(const bl_model *m);
+const char *bl_model_file(const bl_model *m, int64_t i);
+
 /* Tensors in file order.  Owned by the model. */
 int64_t bl_model_n_tensors(const bl_model *m);
 const struct bl_tensor *bl_model_tensor(const bl_model *m, int64_t i);

@@ -1,0 +1,152 @@
+/* lib/record_read.c: parse the records of a trace (bitlens/record.h),
+ * checking every count against the chunk's length. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include <bitlens/record.h>
+#include <bitlens/tensor.h>
+#include "internal.h"
+
+static int bad(const struct bl_trace_chunk *c, bl_err *err, const char *what)
+{
+    return bli_err(err, BL_EFORMAT, "chunk %" PRIu64 " (%.4s) at offset %" PRIu64 ": %s", c->index,
+                   (const char *)&c->type, c->offset, what);
+}
+
+/* n rows of `row` bytes after `head` bytes fill the chunk exactly */
+static int fits(const struct bl_trace_chunk *c, size_t head, uint64_t n, uint64_t row)
+{
+    if (c->raw_len < head)
+        return 0;
+    uint64_t left = c->raw_len - head;
+    if (row == 0)
+        return left == 0;
+    return n <= left / row && n * row == left;
+}
+
+int bl_rec_parse_prompt(const struct bl_trace_chunk *c, struct bl_rec_prompt *o, bl_err *err)
+{
+    if (c->type != BL_CHUNK_PROMPT || c->raw_len < 16)
+        return bad(c, err, "not a prompt record");
+    const unsigned char *d = c->data;
+    o->prompt = bli_rd_u32(d);
+    o->n_ids = bli_rd_u32(d + 4);
+    o->text_len = bli_rd_u32(d + 8);
+    if ((uint64_t)o->n_ids * 4 + o->text_len != c->raw_len - 16)
+        return bad(c, err, "prompt ids and text do not fill the record");
+    o->ids = (const int32_t *)(d + 16);
+    o->text = (const char *)d + 16 + 4 * (size_t)o->n_ids;
+    return BL_OK;
+}
+
+int bl_rec_parse_tokens(const struct bl_trace_chunk *c, struct bl_rec_tokens *o, bl_err *err)
+{
+    if (c->type != BL_CHUNK_TOKENS || c->raw_len < 24)
+        return bad(c, err, "not a token record");
+    const unsigned char *d = c->data;
+    o->prompt = bli_rd_u32(d);
+    o->pos0 = bli_rd_u64(d + 8);
+    o->n = bli_rd_u64(d + 16);
+    uint64_t left = c->raw_len - 24;
+    if (o->n > left / 9)
+        return bad(c, err, "token count does not fit the record's length");
+    o->token = d + 24;
+    o->sampled = d + 24 + 4 * o->n;
+    o->text_end = d + 24 + 5 * o->n;
+    o->text = (const char *)d + 24 + 9 * o->n;
+    uint64_t text_len = left - 9 * o->n, prev = 0;
+    for (uint64_t i = 0; i < o->n; i++) {
+        uint64_t e = bli_rd_u32(o->text_end + 4 * i);
+        if (e < prev || e > text_len)
+            return bad(c, err, "token text offsets out of order or past the record");
+        prev = e;
+    }
+    if (prev != text_len)
+        return bad(c, err, "token text does not fill the record");
+    return BL_OK;
+}
+
+int32_t bl_rec_token(const struct bl_rec_tokens *t, uint64_t i, int *sampled, const char **text, size_t *len)
+{
+    BL_ASSERT(i < t->n);
+    uint32_t a = i ? bli_rd_u32(t->text_end + 4 * (i - 1)) : 0, b = bli_rd_u32(t->text_end + 4 * i);
+    if (sampled)
+        *sampled = t->sampled[i];
+    if (text)
+        *text = t->text + a;
+    if (len)
+        *len = b - a;
+    return bli_rd_i32(t->token + 4 * i);
+}
+
+int bl_rec_parse_stats(const struct bl_trace_chunk *c, struct bl_rec_stats *o, bl_err *err)
+{
+    if (c->type != BL_CHUNK_STATS || c->raw_len < 24)
+        return bad(c, err, "not a statistics record");
+    const unsigned char *d = c->data;
+    o->prompt = bli_rd_u32(d);
+    o->k = bli_rd_u32(d + 4);
+    o->pos0 = bli_rd_u64(d + 8);
+    o->n = bli_rd_u64(d + 16);
+    if (o->k > 1000 || !fits(c, 24, o->n, 28 + 8 * (uint64_t)o->k))
+        return bad(c, err, "row count and top-k do not match the record's length");
+    o->rows = d + 24;
+    return BL_OK;
+}
+
+int bl_rec_parse_tensor(const struct bl_trace_chunk *c, struct bl_rec_tensor *o, bl_err *err)
+{
+    if (c->type != BL_CHUNK_TENSOR || c->raw_len < 40)
+        return bad(c, err, "not a tensor record");
+    const unsigned char *d = c->data;
+    o->prompt = bli_rd_u32(d);
+    o->hook = bli_rd_u32(d + 4);
+    o->dtype = bli_rd_u32(d + 8);
+    o->pos0 = bli_rd_u64(d + 16);
+    o->n = bli_rd_u64(d + 24);
+    o->width = bli_rd_u64(d + 32);
+    if (o->dtype != BL_F32 && o->dtype != BL_F16 && o->dtype != BL_BF16)
+        return bad(c, err, "tensor dtype is not f32, f16 or bf16");
+    uint64_t es = o->dtype == BL_F32 ? 4 : 2;
+    if (o->width == 0 || o->width > (uint64_t)BL_TRACE_MAX_CHUNK || !fits(c, 40, o->n, o->width * es))
+        return bad(c, err, "rows x width do not match the record's length");
+    o->data = d + 40;
+    return BL_OK;
+}
+
+int bl_rec_parse_lens(const struct bl_trace_chunk *c, struct bl_rec_lens *o, bl_err *err)
+{
+    if (c->type != BL_CHUNK_LENS || c->raw_len < 24)
+        return bad(c, err, "not a logit-lens record");
+    const unsigned char *d = c->data;
+    o->prompt = bli_rd_u32(d);
+    o->n_layers = bli_rd_u32(d + 4);
+    o->pos0 = bli_rd_u64(d + 8);
+    o->n = bli_rd_u64(d + 16);
+    if (o->n_layers == 0 || o->n_layers > 100000 || !fits(c, 24, o->n, 12 * (uint64_t)o->n_layers))
+        return bad(c, err, "rows x layers do not match the record's length");
+    o->rows = (const float *)(d + 24);
+    return BL_OK;
+}
+
+void bl_rec_stat_row(const struct bl_rec_stats *s, uint64_t i, struct bl_rec_stat_row *r, int32_t *top_id,
+                     float *top_p)
+{
+    BL_ASSERT(i < s->n);
+    const unsigned char *d = s->rows + i * (28 + 8 * (uint64_t)s->k);
+    r->token = bli_rd_i32(d);
+    r->next = bli_rd_i32(d + 4);
+    r->entropy = bli_rd_f32(d + 8);
+    r->entropy_t = bli_rd_f32(d + 12);
+    r->surprisal = bli_rd_f32(d + 16);
+    r->rank = bli_rd_i32(d + 20);
+    r->prob = bli_rd_f32(d + 24);
+    for (uint32_t j = 0; j < s->k; j++) {
+        if (top_id)
+            top_id[j] = bli_rd_i32(d + 28 + 4 * j);
+        if (top_p)
+            top_p[j] = bli_rd_f32(d + 28 + 4 * (size_t)s->k + 4 * j);
+    }
+}
