@@ -21,8 +21,10 @@ static const struct command {
     const char *summary;
 } commands[] = {
     {"convert", cmd_convert, "write a model as GGUF, in f32, f16, bf16 or q8_0"},
+    {"export", cmd_export, "write a trace as CSV tables or numpy .npy arrays"},
     {"generate", cmd_generate, "run a model and print the text it writes"},
-    {"info", cmd_info, "describe a model file: format, dimensions, tensors, vocabulary"},
+    {"info", cmd_info, "describe a model file or a trace"},
+    {"record", cmd_record, "run prompts with probes attached and write a trace"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -53,5 +53,7 @@ void cli_utf8_put(struct cli_utf8 *u, FILE *fp, const char *s, size_t n);
 int cmd_convert(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

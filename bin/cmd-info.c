@@ -1,8 +1,11 @@
-/* bin/cmd-info.c: `bitlens info`: describe a model file. */
+/* bin/cmd-info.c: `bitlens info`: describe a model file, or a trace
+ * (bitlens-trace(5)): its header and a summary of its chunks. */
 #include "config.h"
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,9 +16,13 @@
 static const char usage[] =
     "usage: bitlens info [-z TOKENIZER] [--json] [-v] FILE\n"
     "\n"
+    "FILE is a model file, or a trace that `bitlens record` wrote ('-': a trace\n"
+    "on standard input).\n"
+    "\n"
     "  -z, --tokenizer TOKENIZER  llama2.c tokenizer.bin to describe with a .bin model\n"
     "      --json                 one JSON object on stdout\n"
-    "  -v, --verbose              also list the GGUF metadata\n"
+    "  -v, --verbose              also list the GGUF metadata; for a trace, every\n"
+    "                             prompt, hook and chunk\n"
     "  -h, --help                 this text\n";
 
 enum { OPT_JSON = 256 };
@@ -174,6 +181,484 @@ static int print_json(const bl_model *m)
     return 0;
 }
 
+/* ------------------------------------------------------------ traces */
+
+#define TRACE_CHUNK_HEADER 20u   /* type, flags, stored, raw, crc */
+
+/* chunks of one type */
+struct chunk_type {
+    uint32_t type;
+    uint64_t count, stored, raw;
+};
+
+/* what the chunks hold for one prompt */
+struct prompt_sum {
+    int seen;                         /* its PRMT was read */
+    uint64_t tokens, sampled, stats, lens;
+    uint64_t rows_min, rows_max;      /* tensor rows per hook */
+};
+
+struct trace_sum {
+    const char *name;
+    bl_trace_reader *r;
+    cJSON *hdr;
+    int64_t n_prompts, n_hooks;
+    struct chunk_type types[16];
+    int n_types;                      /* past 15 kinds, the rest count as one */
+    uint64_t chunks, stored, raw, end_offset, header_bytes;
+    struct prompt_sum *prompts;
+    uint64_t *hook_rows;              /* rows per hook, current prompt */
+    int64_t cur;                      /* prompt of the last PRMT, -1 before */
+    uint64_t tokens, sampled, stats, lens, rows;
+};
+
+static void fourcc(uint32_t t, char out[5])
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned char b = (unsigned char)(t >> (8 * i));
+        out[i] = b >= 0x20 && b < 0x7f ? (char)b : '?';
+    }
+    out[4] = '\0';
+}
+
+static _Noreturn void trace_bad(const struct trace_sum *t, const struct bl_trace_chunk *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* a record that does not fit the rest of the trace: exit 2 naming it */
+static _Noreturn void trace_bad(const struct trace_sum *t, const struct bl_trace_chunk *c, const char *fmt, ...)
+{
+    char msg[400], type[5];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fourcc(c->type, type);
+    cli_die("%s: chunk %" PRIu64 " (%s) at offset %" PRIu64 ": %s", t->name, c->index, type, c->offset, msg);
+}
+
+static const cJSON *jm(const cJSON *o, const char *name)
+{
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
+}
+
+static const char *jstr(const cJSON *o, const char *name)
+{
+    const cJSON *v = jm(o, name);
+    return cJSON_IsString(v) ? v->valuestring : "?";
+}
+
+/* a number member as text ("?" if absent) */
+static const char *jnum(const cJSON *o, const char *name, char *buf, size_t n)
+{
+    const cJSON *v = jm(o, name);
+    if (!cJSON_IsNumber(v))
+        snprintf(buf, n, "?");
+    else if (v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 1e18)
+        snprintf(buf, n, "%.0f", v->valuedouble);
+    else
+        snprintf(buf, n, "%g", v->valuedouble);
+    return buf;
+}
+
+/* a string from the header, quoted, control characters escaped, cut after
+ * `max` bytes at a character boundary */
+static void put_quoted(const char *s, size_t max)
+{
+    size_t n = strlen(s), i = 0;
+    putchar('"');
+    while (i < n && i < max) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+        i++;
+    }
+    while (i < n && ((unsigned char)s[i] & 0xc0) == 0x80)   /* finish the character */
+        putchar(s[i++]);
+    putchar('"');
+    if (i < n)
+        fputs("...", stdout);
+}
+
+static void count_type(struct trace_sum *t, const struct bl_trace_chunk *c)
+{
+    int i = 0;
+    while (i < t->n_types && t->types[i].type != c->type)
+        i++;
+    if (i == t->n_types) {
+        if (t->n_types == (int)(sizeof t->types / sizeof t->types[0]))
+            i = t->n_types - 1;   /* the last slot gathers the rest */
+        else
+            t->types[t->n_types++].type = c->type;
+    }
+    t->types[i].count++;
+    t->types[i].stored += c->stored_len;
+    t->types[i].raw += c->raw_len;
+}
+
+/* the current prompt's tensor rows, folded into its summary */
+static void end_prompt(struct trace_sum *t)
+{
+    if (t->cur < 0)
+        return;
+    struct prompt_sum *p = &t->prompts[t->cur];
+    for (int64_t h = 0; h < t->n_hooks; h++) {
+        uint64_t r = t->hook_rows[h];
+        if (h == 0 || r < p->rows_min)
+            p->rows_min = r;
+        if (h == 0 || r > p->rows_max)
+            p->rows_max = r;
+        t->hook_rows[h] = 0;
+    }
+}
+
+static struct prompt_sum *chunk_prompt(struct trace_sum *t, const struct bl_trace_chunk *c, uint32_t prompt)
+{
+    if (t->cur < 0)
+        trace_bad(t, c, "a record before the first prompt record (PRMT)");
+    if ((int64_t)prompt != t->cur)
+        trace_bad(t, c, "a record of prompt %" PRIu32 " among the records of prompt %" PRId64, prompt, t->cur);
+    return &t->prompts[t->cur];
+}
+
+/* one chunk: counted, its record checked and summed */
+static void trace_chunk(struct trace_sum *t, const struct bl_trace_chunk *c)
+{
+    bl_err err = {0};
+    t->chunks++;
+    t->stored += c->stored_len;
+    t->raw += c->raw_len;
+    t->end_offset = c->offset + TRACE_CHUNK_HEADER + c->stored_len;
+    count_type(t, c);
+    switch (c->type) {
+    case BL_CHUNK_PROMPT: {
+        struct bl_rec_prompt p;
+        if (bl_rec_parse_prompt(c, &p, &err))
+            cli_die("%s: %s", t->name, err.msg);
+        if (p.prompt >= (uint64_t)t->n_prompts)
+            trace_bad(t, c, "prompt %" PRIu32 " is not in the header (%" PRId64 " prompts)", p.prompt, t->n_prompts);
+        end_prompt(t);
+        t->cur = p.prompt;
+        t->prompts[t->cur].seen = 1;
+        break;
+    }
+    case BL_CHUNK_TOKENS: {
+        struct bl_rec_tokens k;
+        if (bl_rec_parse_tokens(c, &k, &err))
+            cli_die("%s: %s", t->name, err.msg);
+        struct prompt_sum *p = chunk_prompt(t, c, k.prompt);
+        uint64_t s = 0;
+        for (uint64_t i = 0; i < k.n; i++)
+            s += k.sampled[i] != 0;
+        p->tokens += k.n;
+        p->sampled += s;
+        t->tokens += k.n;
+        t->sampled += s;
+        break;
+    }
+    case BL_CHUNK_STATS: {
+        struct bl_rec_stats s;
+        if (bl_rec_parse_stats(c, &s, &err))
+            cli_die("%s: %s", t->name, err.msg);
+        chunk_prompt(t, c, s.prompt)->stats += s.n;
+        t->stats += s.n;
+        break;
+    }
+    case BL_CHUNK_LENS: {
+        struct bl_rec_lens l;
+        if (bl_rec_parse_lens(c, &l, &err))
+            cli_die("%s: %s", t->name, err.msg);
+        chunk_prompt(t, c, l.prompt)->lens += l.n;
+        t->lens += l.n;
+        break;
+    }
+    case BL_CHUNK_TENSOR: {
+        struct bl_rec_tensor x;
+        if (bl_rec_parse_tensor(c, &x, &err))
+            cli_die("%s: %s", t->name, err.msg);
+        chunk_prompt(t, c, x.prompt);
+        if (x.hook >= (uint64_t)t->n_hooks)
+            trace_bad(t, c, "hook %" PRIu32 " is not in the header (%" PRId64 " hooks)", x.hook, t->n_hooks);
+        t->hook_rows[x.hook] += x.n;
+        t->rows += x.n;
+        break;
+    }
+    default:
+        break;   /* other records: counted by type only */
+    }
+}
+
+/* -v: one line per chunk, as it is read */
+static void print_chunk(const struct bl_trace_chunk *c)
+{
+    char type[5];
+    fourcc(c->type, type);
+    printf("  %8" PRIu64 " %-4s %12" PRIu64 " %10" PRIu32 " %10" PRIu32 "  %s%s", c->index, type, c->offset,
+           c->stored_len, c->raw_len, c->flags & BL_CHUNK_ZLIB ? "zlib" : "-",
+           c->flags & BL_CHUNK_SHUFFLED ? ",shuffled" : "");
+    if (c->raw_len >= 24 && c->type != BL_CHUNK_PROMPT && c->type != BL_CHUNK_TENSOR &&
+        (c->type == BL_CHUNK_TOKENS || c->type == BL_CHUNK_STATS || c->type == BL_CHUNK_LENS)) {
+        const unsigned char *d = c->data;
+        uint64_t pos0 = 0, n = 0;
+        for (int i = 7; i >= 0; i--) {
+            pos0 = pos0 << 8 | d[8 + i];
+            n = n << 8 | d[16 + i];
+        }
+        printf("  prompt %" PRIu32 ", positions %" PRIu64 "+%" PRIu64,
+               (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24, pos0, n);
+    } else if (c->type == BL_CHUNK_TENSOR && c->raw_len >= 40) {
+        const unsigned char *d = c->data;
+        uint64_t pos0 = 0, n = 0;
+        for (int i = 7; i >= 0; i--) {
+            pos0 = pos0 << 8 | d[16 + i];
+            n = n << 8 | d[24 + i];
+        }
+        printf("  prompt %" PRIu32 ", hook %" PRIu32 ", positions %" PRIu64 "+%" PRIu64,
+               (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24,
+               (uint32_t)d[4] | (uint32_t)d[5] << 8 | (uint32_t)d[6] << 16 | (uint32_t)d[7] << 24, pos0, n);
+    } else if (c->type == BL_CHUNK_PROMPT && c->raw_len >= 16) {
+        const unsigned char *d = c->data;
+        printf("  prompt %" PRIu32 ", %" PRIu32 " tokens",
+               (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24,
+               (uint32_t)d[4] | (uint32_t)d[5] << 8 | (uint32_t)d[6] << 16 | (uint32_t)d[7] << 24);
+    }
+    putchar('\n');
+}
+
+static void print_trace_header(const struct trace_sum *t, const char *path)
+{
+    const cJSON *h = t->hdr, *m = jm(h, "model"), *cfg = jm(m, "config"), *voc = jm(m, "vocabulary");
+    const cJSON *smp = jm(h, "sampling"), *rec = jm(h, "recorded");
+    char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
+    printf("trace:         %s (format version %" PRIu32 ")\n", strcmp(path, "-") == 0 ? "<stdin>" : path,
+           bl_trace_reader_version(t->r));
+    printf("written by:    %s %s\n", jstr(h, "tool"), jstr(h, "version"));
+    printf("command:       %s\n", jstr(h, "command"));
+    printf("created:       %s\n", jstr(h, "created"));
+    printf("model:         %s\n", jstr(m, "path"));
+    printf("               %s, %s, %s parameters\n", jstr(m, "format"), jstr(m, "architecture"),
+           jnum(m, "parameters", a, sizeof a));
+    printf("dimensions:    dim %s, %s layers, %s heads (%s key/value), head dim %s, hidden %s, "
+           "context %s\n", jnum(cfg, "dim", a, sizeof a), jnum(cfg, "n_layers", b, sizeof b),
+           jnum(cfg, "n_heads", c, sizeof c), jnum(cfg, "n_kv_heads", d, sizeof d),
+           jnum(cfg, "head_dim", e, sizeof e), jnum(cfg, "hidden_dim", f, sizeof f),
+           jnum(cfg, "ctx_train", g, sizeof g));
+    const cJSON *files = jm(m, "files"), *fi;
+    cJSON_ArrayForEach(fi, files) {   /* as sha256sum(1) prints them */
+        const char *sha = jstr(fi, "sha256");
+        printf("sha256:        %s  %s\n", strcmp(sha, "?") ? sha : "(not recorded: --no-hash)", jstr(fi, "path"));
+    }
+    if (voc)
+        printf("vocabulary:    %s tokens (%s), BOS %s, EOS %s\n", jnum(voc, "size", a, sizeof a), jstr(voc, "model"),
+               jnum(voc, "bos", b, sizeof b), jnum(voc, "eos", c, sizeof c));
+    printf("prompts:       %" PRId64 "\n", t->n_prompts);
+    const cJSON *pr, *prompts = jm(h, "prompts");
+    int64_t i = 0, shown = cli_verbose ? t->n_prompts : 3;
+    cJSON_ArrayForEach(pr, prompts) {
+        if (i == shown) {
+            printf("  ... %" PRId64 " more (-v lists them all)\n", t->n_prompts - shown);
+            break;
+        }
+        printf("  %" PRId64 ": ", i);
+        const cJSON *tx = jm(pr, "text");
+        put_quoted(cJSON_IsString(tx) ? tx->valuestring : "?", cli_verbose ? (size_t)-1 : 60);
+        printf(" (%s tokens)\n", jnum(pr, "n_tokens", a, sizeof a));
+        i++;
+    }
+    printf("sampling:      temperature %s, top-p %s, top-k %s, seed %s\n", jnum(smp, "temperature", a, sizeof a),
+           jnum(smp, "top_p", b, sizeof b), jnum(smp, "top_k", c, sizeof c), jnum(smp, "seed", d, sizeof d));
+    printf("generated:     %s tokens after each prompt\n", jnum(smp, "n_gen", e, sizeof e));
+    const cJSON *lens = jm(rec, "lens");
+    printf("recorded:      %" PRId64 " hook point%s as %s; logit lens %s\n", t->n_hooks, t->n_hooks == 1 ? "" : "s",
+           jstr(rec, "dtype"), cJSON_IsTrue(lens) ? "at each layer" : "not taken");
+    printf("               top %s ids per position; context %s positions\n", jnum(rec, "top_k", a, sizeof a),
+           jnum(rec, "n_ctx", b, sizeof b));
+    const cJSON *hk;
+    i = 0;
+    shown = cli_verbose ? t->n_hooks : 8;
+    cJSON_ArrayForEach(hk, jm(rec, "hooks")) {
+        if (i == shown) {
+            printf("  ... %" PRId64 " more (-v lists them all)\n", t->n_hooks - shown);
+            break;
+        }
+        const cJSON *w = jm(hk, "width");
+        if (cJSON_IsNumber(w) && w->valuedouble < 0)
+            printf("  %s (varies with the position)\n", jstr(hk, "name"));
+        else
+            printf("  %s (width %s)\n", jstr(hk, "name"), jnum(hk, "width", a, sizeof a));
+        i++;
+    }
+}
+
+static void print_trace_chunks(const struct trace_sum *t, uint64_t bytes, int complete)
+{
+    printf("chunks:        %" PRIu64 " (%" PRIu64 " bytes stored, %" PRIu64 " raw)\n", t->chunks, t->stored, t->raw);
+    if (t->n_types)
+        printf("  %-4s %8s %14s %14s %7s\n", "type", "count", "stored", "raw", "ratio");
+    for (int i = 0; i < t->n_types; i++) {
+        const struct chunk_type *k = &t->types[i];
+        char type[5];
+        fourcc(k->type, type);
+        printf("  %-4s %8" PRIu64 " %14" PRIu64 " %14" PRIu64 " %7.2f\n", type, k->count, k->stored, k->raw,
+               k->stored ? (double)k->raw / (double)k->stored : 0.0);
+    }
+    printf("tokens:        %" PRIu64 " (%" PRIu64 " sampled)\n", t->tokens, t->sampled);
+    printf("evaluated:     %" PRIu64 " with statistics, %" PRIu64 " with the logit lens\n", t->stats, t->lens);
+    printf("tensor rows:   %" PRIu64 " (%" PRId64 " hook point%s)\n", t->rows, t->n_hooks, t->n_hooks == 1 ? "" : "s");
+    int64_t shown = cli_verbose ? t->n_prompts : 10;
+    if (t->n_prompts)
+        printf("per prompt:\n");
+    for (int64_t i = 0; i < t->n_prompts; i++) {
+        const struct prompt_sum *p = &t->prompts[i];
+        if (i == shown) {
+            printf("  ... %" PRId64 " more prompts (-v lists them all)\n", t->n_prompts - shown);
+            break;
+        }
+        if (!p->seen) {
+            printf("  %" PRId64 ": not in the trace\n", i);
+            continue;
+        }
+        printf("  %" PRId64 ": %" PRIu64 " tokens (%" PRIu64 " sampled), %" PRIu64 " evaluated", i, p->tokens,
+               p->sampled, p->stats);
+        if (t->n_hooks) {
+            if (p->rows_min == p->rows_max)
+                printf(", %" PRIu64 " rows per hook", p->rows_min);
+            else
+                printf(", %" PRIu64 " to %" PRIu64 " rows per hook", p->rows_min, p->rows_max);
+        }
+        putchar('\n');
+    }
+    if (complete)
+        printf("status:        complete (%" PRIu64 " bytes, closing index read)\n", bytes);
+    else
+        printf("status:        incomplete: no closing index\n"
+               "               whole chunks end at offset %" PRIu64 " of %" PRIu64 " bytes\n", t->end_offset, bytes);
+}
+
+static void print_trace_json(const struct trace_sum *t, const char *path, uint64_t bytes, int complete)
+{
+    cJSON *o = t->hdr, *ch = cJSON_CreateObject(), *types = cJSON_CreateObject(), *ps = cJSON_CreateArray();
+    if (!ch || !types || !ps)
+        cli_die("out of memory");
+    cJSON_AddStringToObject(ch, "file", path);
+    cJSON_AddNumberToObject(ch, "format_version", bl_trace_reader_version(t->r));
+    cJSON_AddNumberToObject(ch, "bytes", (double)bytes);
+    cJSON_AddBoolToObject(ch, "complete", complete);
+    cJSON_AddNumberToObject(ch, "end_offset", (double)t->end_offset);
+    cJSON_AddNumberToObject(ch, "header_bytes", (double)t->header_bytes);
+    cJSON_AddNumberToObject(ch, "count", (double)t->chunks);
+    cJSON_AddNumberToObject(ch, "stored", (double)t->stored);
+    cJSON_AddNumberToObject(ch, "raw", (double)t->raw);
+    for (int i = 0; i < t->n_types; i++) {
+        const struct chunk_type *k = &t->types[i];
+        char type[5];
+        fourcc(k->type, type);
+        cJSON *e = cJSON_CreateObject();
+        if (!e)
+            cli_die("out of memory");
+        cJSON_AddNumberToObject(e, "count", (double)k->count);
+        cJSON_AddNumberToObject(e, "stored", (double)k->stored);
+        cJSON_AddNumberToObject(e, "raw", (double)k->raw);
+        cJSON_AddItemToObject(types, type, e);
+    }
+    cJSON_AddItemToObject(ch, "types", types);
+    cJSON_AddNumberToObject(ch, "tokens", (double)t->tokens);
+    cJSON_AddNumberToObject(ch, "sampled", (double)t->sampled);
+    cJSON_AddNumberToObject(ch, "positions", (double)t->stats);
+    cJSON_AddNumberToObject(ch, "lens_positions", (double)t->lens);
+    cJSON_AddNumberToObject(ch, "tensor_rows", (double)t->rows);
+    for (int64_t i = 0; i < t->n_prompts; i++) {
+        const struct prompt_sum *p = &t->prompts[i];
+        cJSON *e = cJSON_CreateObject();
+        if (!e)
+            cli_die("out of memory");
+        cJSON_AddNumberToObject(e, "prompt", (double)i);
+        cJSON_AddBoolToObject(e, "recorded", p->seen);
+        cJSON_AddNumberToObject(e, "tokens", (double)p->tokens);
+        cJSON_AddNumberToObject(e, "sampled", (double)p->sampled);
+        cJSON_AddNumberToObject(e, "positions", (double)p->stats);
+        cJSON_AddNumberToObject(e, "lens_positions", (double)p->lens);
+        cJSON_AddNumberToObject(e, "rows_per_hook_min", (double)p->rows_min);
+        cJSON_AddNumberToObject(e, "rows_per_hook_max", (double)p->rows_max);
+        cJSON_AddItemToArray(ps, e);
+    }
+    cJSON_AddItemToObject(ch, "prompts", ps);
+    cJSON_AddItemToObject(o, "chunks", ch);
+    char *s = cJSON_Print(o);
+    if (!s)
+        cli_die("out of memory");
+    puts(s);
+    cJSON_free(s);
+}
+
+static int info_trace(const char *path, int json)
+{
+    struct trace_sum t;
+    bl_err err = {0};
+    memset(&t, 0, sizeof t);
+    t.cur = -1;
+    if (bl_trace_reader_open(&t.r, path, &err))
+        cli_die("%s", err.msg);
+    t.name = bl_trace_reader_name(t.r);
+    size_t hl;
+    const char *text = bl_trace_reader_header(t.r, &hl);
+    t.header_bytes = 16 + (uint64_t)hl + 4;
+    t.end_offset = t.header_bytes;
+    if (!(t.hdr = cJSON_ParseWithLength(text, hl)) || !cJSON_IsObject(t.hdr))
+        cli_die("%s: the header is not a JSON object", t.name);
+    const cJSON *prompts = jm(t.hdr, "prompts"), *hooks = jm(jm(t.hdr, "recorded"), "hooks");
+    if (!cJSON_IsArray(prompts))
+        cli_die("%s: header: 'prompts' is missing or not an array", t.name);
+    if (!cJSON_IsArray(hooks))
+        cli_die("%s: header: 'recorded.hooks' is missing or not an array", t.name);
+    t.n_prompts = cJSON_GetArraySize(prompts);
+    t.n_hooks = cJSON_GetArraySize(hooks);
+    t.prompts = calloc((size_t)t.n_prompts + 1, sizeof *t.prompts);
+    t.hook_rows = calloc((size_t)t.n_hooks + 1, sizeof *t.hook_rows);
+    if (!t.prompts || !t.hook_rows)
+        cli_die("out of memory");
+
+    /* with -v the chunks are listed as they are read: the header first */
+    int list = cli_verbose && !json;
+    if (list) {
+        print_trace_header(&t, path);
+        printf("\nchunk list:\n  %8s %-4s %12s %10s %10s  %s\n", "chunk", "type", "offset", "stored", "raw",
+               "flags, contents");
+    }
+    struct bl_trace_chunk c;
+    int rc;
+    while ((rc = bl_trace_reader_next(t.r, &c, &err)) == 1) {
+        trace_chunk(&t, &c);
+        if (list)
+            print_chunk(&c);
+    }
+    if (rc < 0)
+        cli_die("%s", err.msg);
+    end_prompt(&t);
+    int complete = bl_trace_reader_complete(t.r);
+    uint64_t bytes = bl_trace_reader_offset(t.r);
+    if (json) {
+        print_trace_json(&t, path, bytes, complete);
+    } else {
+        if (!list)
+            print_trace_header(&t, path);
+        putchar('\n');
+        print_trace_chunks(&t, bytes, complete);
+    }
+    cJSON_Delete(t.hdr);
+    free(t.prompts);
+    free(t.hook_rows);
+    bl_trace_reader_free(t.r);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv)
 {
     struct bl_model_params mp = bl_model_default_params();
@@ -194,10 +679,17 @@ int cmd_info(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        cli_usage("no file: give a model file");
+        cli_usage("no file: give a model file or a trace");
     if (optind + 1 < argc)
         cli_usage("one file at a time ('%s' is extra)", argv[optind + 1]);
     const char *path = argv[optind];
+
+    /* a trace ('-': one on standard input), else a model */
+    if (strcmp(path, "-") == 0 || bl_trace_is_trace(path)) {
+        if (mp.tokenizer_path)
+            cli_usage("-z '%s': a tokenizer describes a model file, not a trace", mp.tokenizer_path);
+        return info_trace(path, json);
+    }
 
     bl_model *m;
     if (bl_model_load(&m, path, &mp, &err))

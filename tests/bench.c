@@ -25,6 +25,8 @@
 #include <omp.h>
 #endif
 
+#include <sys/resource.h>
+
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_randist.h>
 
@@ -121,11 +123,13 @@ static double read_bandwidth(int threads)
 
 /* A random Llama model of the given shape as a GGUF file (no vocabulary). */
 static int write_random(const char *path, int type, int64_t dim, int64_t layers, int64_t heads,
-                        int64_t hidden, int64_t vocab, int64_t ctx)
+                        int64_t hidden, int64_t vocab, int64_t ctx, const bl_tokenizer *tok)
 {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 15);
     bl_gguf_writer *w = bl_gguf_writer_alloc();
+    if (tok)   /* a real vocabulary, so `record` can tokenize prompts */
+        bl_tokenizer_write_gguf(tok, w, vocab);
     bl_gguf_writer_set_str(w, "general.architecture", "llama");
     bl_gguf_writer_set_str(w, "general.name", "random-15M-shape");
     bl_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)ctx);
@@ -224,6 +228,155 @@ static struct result measure(const bl_model *m, int threads, int kernels, int re
     return res;
 }
 
+/* ---- recording */
+
+static long rss_kb(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static double plain_generation(const bl_model *m, const char *prompt, int64_t n_gen, int threads)
+{
+    const bl_tokenizer *tok = bl_model_tokenizer(m);
+    int32_t ids[1024];
+    int64_t n;
+    bl_tokenizer_encode(tok, prompt, strlen(prompt), BL_TOK_BOS, ids, 1024, &n);
+    struct bl_ctx_params cp = bl_ctx_default_params();
+    cp.n_ctx = n + n_gen;
+    cp.n_threads = threads;
+    bl_ctx *ctx;
+    bl_ctx_alloc(&ctx, m, &cp, NULL);
+    int64_t V = bl_model_config(m)->n_vocab;
+    float *logits = malloc((size_t)V * sizeof *logits);
+    double t0 = now();
+    bl_ctx_eval(ctx, ids, n, logits, 0);
+    for (int64_t g = 0; g + 1 < n_gen; g++) {
+        int32_t next = (int32_t)bl_argmax(logits, bl_tokenizer_n_vocab(tok));
+        bl_ctx_eval(ctx, &next, 1, logits, 0);
+    }
+    double t = now() - t0;
+    free(logits);
+    bl_ctx_free(ctx);
+    return t;
+}
+
+struct rss_watch {
+    int64_t at[3];
+    long kb[3];
+};
+
+static int watch(void *user, int64_t prompt, int64_t n_prompts, int64_t positions)
+{
+    struct rss_watch *w = user;
+    (void)prompt;
+    (void)n_prompts;
+    for (int i = 0; i < 3; i++)
+        if (!w->kb[i] && positions >= w->at[i])
+            w->kb[i] = rss_kb();
+    return 0;
+}
+
+static void bench_record(const bl_model *m, const char *dir, const char *text, int threads)
+{
+    char out[4096];
+    snprintf(out, sizeof out, "%s/bench.blt", dir);
+    const char *prompt = "Once upon a time, in a land far away, there lived a curious researcher who "
+                         "wanted to know how many bits a chain of thought passes from one token to the next.";
+    int64_t n_gen = 128;
+    struct bl_record_params p = bl_record_default_params();
+    p.n_gen = n_gen;
+    p.sampling.temperature = 0;
+    p.hash = 0;
+    p.n_threads = threads;
+    p.dtype = BL_F16;
+    bl_set_threads(threads);
+    double tp[REPS], tr[REPS], tl[REPS];
+    struct bl_record_stats st = {0};
+    bl_err err;
+    for (int r = 0; r < REPS; r++) {
+        tp[r] = plain_generation(m, prompt, n_gen, threads);
+        p.lens = 0;
+        double t0 = now();
+        if (bl_record(m, &prompt, 1, &p, out, BL_TRACE_FORCE, &st, &err)) {
+            printf("record: %s\n", err.msg);
+            return;
+        }
+        tr[r] = now() - t0;
+        p.lens = 1;
+        t0 = now();
+        bl_record(m, &prompt, 1, &p, out, BL_TRACE_FORCE, NULL, &err);
+        tl[r] = now() - t0;
+    }
+    double plain = median(tp, REPS), rec = median(tr, REPS), lens = median(tl, REPS);
+    printf("\nrecording (random 15M shape, f32 weights, %d threads; one prompt + %lld generated tokens; median of %d):\n",
+           threads, (long long)n_gen, REPS);
+    printf("  plain generation                 %8.3f s\n", plain);
+    printf("  record every resid_post in f16   %8.3f s   %+.1f%% over plain generation (token statistics included)\n",
+           rec, 100 * (rec / plain - 1));
+    printf("  ... and the logit lens          %8.3f s   %+.1f%%\n", lens, 100 * (lens / plain - 1));
+    printf("  trace: %llu bytes for %lld f16 values of %d hooks: %.3f bytes per recorded value in all\n",
+           (unsigned long long)st.trace_bytes, (long long)st.tensor_values, (int)bl_model_config(m)->n_layers,
+           (double)st.trace_bytes / (double)st.tensor_values);
+
+    /* 20,000 positions: 100 prompts of ~200 tokens from a text */
+    if (!text)
+        return;
+    const bl_tokenizer *tok = bl_model_tokenizer(m);
+    char *prompts[100];
+    size_t off = 0, len = strlen(text);
+    int np = 0;
+    while (np < 100 && off < len) {
+        /* take characters until the prompt has 199 tokens after BOS */
+        size_t lo = 1, hi = len - off < 4000 ? len - off : 4000;
+        int32_t ids[8192];
+        int64_t n;
+        while (lo < hi) {
+            size_t mid = (lo + hi + 1) / 2;
+            bl_tokenizer_encode(tok, text + off, mid, BL_TOK_BOS, ids, 8192, &n);
+            if (n <= 200)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        prompts[np] = strndup(text + off, lo);
+        if (memchr(prompts[np], '\0', lo) == NULL && strlen(prompts[np]) > 0)
+            np++;
+        else
+            free(prompts[np]);
+        off += lo;
+    }
+    struct rss_watch w = {{2000, 10000, 19000}, {0}};
+    p.n_gen = 0;
+    p.lens = 0;
+    p.progress = watch;
+    p.progress_user = &w;
+    long before = rss_kb();
+    double t0 = now();
+    int rc = bl_record(m, (const char *const *)prompts, np, &p, out, BL_TRACE_FORCE, &st, &err);
+    double t = now() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (rc)
+        printf("record: %s\n", err.msg);
+    else
+        printf("  %lld prompts, %lld positions teacher-forced in %.1f s (%.0f pos/s): RSS %ld MB before, %ld MB "
+               "at 2k positions, %ld MB at 10k, %ld MB at 19k; peak RSS of the process %ld MB; trace %.1f MB, "
+               "%.3f bytes per value\n",
+               (long long)st.prompts, (long long)st.positions, t, (double)st.positions / t, before / 1024,
+               w.kb[0] / 1024, w.kb[1] / 1024, w.kb[2] / 1024, ru.ru_maxrss / 1024, (double)st.trace_bytes / 1e6,
+               (double)st.trace_bytes / (double)st.tensor_values);
+    for (int i = 0; i < np; i++)
+        free(prompts[i]);
+    unlink(out);
+}
+
 static void row(const char *label, const bl_model *m, int threads, struct result r, double bw)
 {
     double bytes = (double)bl_model_decode_bytes(m);
@@ -271,12 +424,35 @@ int main(int argc, char **argv)
         }
     }
 
+    /* the Llama-2 vocabulary (32000 tokens) for the random model, so it
+     * can record prompts */
+    bl_tokenizer *vocab = NULL;
+    char *text = NULL;
+    if (td) {
+        char vp[4096], tp[4096];
+        snprintf(vp, sizeof vp, "%s/tokenizers/llama.cpp-vocab/ggml-vocab-llama-spm.gguf", td);
+        bl_gguf *g;
+        if (bl_gguf_open(&g, vp, NULL) == 0) {
+            bl_tokenizer_from_gguf(&vocab, g, NULL);
+            bl_gguf_free(g);
+        }
+        snprintf(tp, sizeof tp, "%s/text/alice_in_wonderland.txt", td);
+        FILE *f = fopen(tp, "rb");
+        if (f) {
+            text = calloc(1, 1 << 20);
+            if (fread(text, 1, (1 << 20) - 1, f) == 0)
+                text[0] = '\0';
+            fclose(f);
+        }
+    }
     char dir[] = "/tmp/bitlens-bench-XXXXXX";
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;
     }
     struct result ref = {0}, fast1 = {0};
+    bl_model *rec_model = NULL;
+    int recorded = 0;
     static const int types[] = {BL_F32, BL_F16, BL_Q8_0};
     char f32path[4096];
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -291,7 +467,7 @@ int main(int argc, char **argv)
                 return 1;
             }
             bl_model_free(f);
-        } else if (write_random(path, type, 288, 6, 6, 768, 32000, 512)) {
+        } else if (write_random(path, type, 288, 6, 6, 768, 32000, 512, vocab)) {
             return 1;
         }
         if (bl_model_load(&m, path, NULL, &err)) {
@@ -309,6 +485,8 @@ int main(int argc, char **argv)
         if (type == BL_F32) {
             ref = measure(m, 1, BL_KERNELS_REFERENCE, 1, 16);
             row("  same, reference kernels", m, 1, ref, bw[1]);
+            if (vocab)
+                recorded = bl_model_load(&rec_model, path, NULL, &err) == 0;
         }
         bl_model_free(m);
         if (type == BL_F32)
@@ -316,9 +494,17 @@ int main(int argc, char **argv)
         else
             unlink(path);
     }
-    unlink(f32path);
-    rmdir(dir);
     printf("\nfast / reference kernels, 1 thread, random 15M f32: prompt %.1fx, decode %.1fx\n",
            fast1.prompt_tps / ref.prompt_tps, fast1.decode_tps / ref.decode_tps);
+    if (recorded) {
+        bench_record(rec_model, dir, text, max_threads);
+        bl_model_free(rec_model);
+    } else {
+        printf("\n(recording: no vocabulary in the test data to tokenize prompts with)\n");
+    }
+    bl_tokenizer_free(vocab);
+    free(text);
+    unlink(f32path);
+    rmdir(dir);
     return 0;
 }

@@ -37,6 +37,7 @@ int fuzz_llama2c(const uint8_t *data, size_t size);
 int fuzz_tokenizer(const uint8_t *data, size_t size);
 int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_json(const uint8_t *data, size_t size);
+int fuzz_trace(const uint8_t *data, size_t size);
 #else
 #define FUZZ_ENTRY(name) LLVMFuzzerTestOneInput
 #define FUZZ_REACHED(bits) ((void)0)
@@ -52,7 +53,8 @@ enum {
     FZ_MODEL = 1u << 4,      /* bl_model_load succeeded */
     FZ_DESCRIBE = 1u << 5,   /* loaded only with describe_only */
     FZ_EVAL = 1u << 6,       /* the forward pass ran */
-    FZ_MODEL_TOK = 1u << 7   /* a model loaded with a tokenizer.bin */
+    FZ_MODEL_TOK = 1u << 7,  /* a model loaded with a tokenizer.bin */
+    FZ_RECORDS = 1u << 8     /* a trace held every record type, all parsed */
 };
 
 /* Where a target's loops write what they read, so reads are not optimized

@@ -56,6 +56,7 @@ static const struct target targets[] = {
     {"tokenizer", fuzz_tokenizer},
     {"safetensors", fuzz_safetensors},
     {"json", fuzz_json},
+    {"trace", fuzz_trace},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])
 
@@ -781,6 +782,15 @@ static void add_json_seed(const char *name, const void *data, size_t n, unsigned
     put(&s->data, data, n);
 }
 
+/* trace seeds: tests/fuzz/fuzz-trace.c writes them with the trace writer */
+size_t fuzz_trace_seeds(void (*add)(const char *name, const void *data, size_t n, unsigned expect, int mutate));
+
+static void add_trace_seed(const char *name, const void *data, size_t n, unsigned expect, int mutate)
+{
+    struct seed *s = new_seed("trace", name, expect, mutate);
+    put(&s->data, data, n);
+}
+
 static void build_seeds(int have_tok512, int have_spm)
 {
     static const struct model_spec mixed = {8, 12, 2, 2, 1, N_VOCAB, 16, 0, BL_F16, BL_BF16, BL_BF16, BL_F16, 0};
@@ -879,6 +889,7 @@ static void build_seeds(int have_tok512, int have_spm)
         }
     build_safetensors_seeds();
     fuzz_json_seeds(add_json_seed);
+    fuzz_trace_seeds(add_trace_seed);
 }
 
 static void free_seeds(void)
