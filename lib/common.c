@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -164,3 +165,23 @@ int bl_set_threads(int n)
     return n;
 }
 
+
+int bli_match_globs(const char *globs, const char *name)
+{
+    const char *s = globs;
+    char one[256];
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n > 0 && n < sizeof one) {
+            memcpy(one, s, n);
+            one[n] = '\0';
+            if (fnmatch(one, name, 0) == 0)
+                return 1;
+        }
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return 0;
+}

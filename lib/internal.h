@@ -67,6 +67,9 @@ static inline float bli_rd_f32(const unsigned char *p)
 /* The base name of a path (pointer into it). */
 const char *bli_basename(const char *path);
 
+/* 1 if name matches one of the comma-separated fnmatch(3) globs. */
+int bli_match_globs(const char *globs, const char *name);
+
 /* malloc/calloc that treat n*size overflow as failure. */
 void *bli_calloc(size_t n, size_t size);
 void *bli_malloc_array(size_t n, size_t size);

@@ -3,9 +3,13 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include <bitlens/record.h>
+#include <bitlens/ctx.h>
 #include <bitlens/tensor.h>
 #include "internal.h"
 
@@ -149,4 +153,135 @@ void bl_rec_stat_row(const struct bl_rec_stats *s, uint64_t i, struct bl_rec_sta
         if (top_p)
             top_p[j] = bli_rd_f32(d + 28 + 4 * (size_t)s->k + 4 * j);
     }
+}
+
+/* ------------------------------------------------------------ the header */
+
+struct hdr {
+    const char *trace;
+    bl_err *err;
+    int rc;
+};
+
+static const cJSON *member(const cJSON *o, const char *name)
+{
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
+}
+
+static int64_t int_at(struct hdr *h, const cJSON *o, const char *where, const char *name, int64_t lo, int64_t hi)
+{
+    const cJSON *v = member(o, name);
+    if (h->rc)
+        return lo;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)lo ||
+        v->valuedouble > (double)hi) {
+        h->rc = bli_err(h->err, BL_EFORMAT, "%s: header: '%s%s' is missing or not an integer in [%" PRId64 ", %" PRId64 "]",
+                        h->trace, where, name, lo, hi);
+        return lo;
+    }
+    return (int64_t)v->valuedouble;
+}
+
+static const char *str_at(struct hdr *h, const cJSON *o, const char *where, const char *name, int optional)
+{
+    const cJSON *v = member(o, name);
+    if (h->rc)
+        return "";
+    if (cJSON_IsString(v))
+        return v->valuestring;
+    if (!optional)
+        h->rc = bli_err(h->err, BL_EFORMAT, "%s: header: '%s%s' is missing or not a string", h->trace, where, name);
+    return NULL;
+}
+
+int bl_trace_meta_read(const bl_trace_reader *r, struct bl_trace_meta *m, bl_err *err)
+{
+    struct hdr h = {bl_trace_reader_name(r), err, BL_OK};
+    size_t len;
+    const char *text = bl_trace_reader_header(r, &len);
+    memset(m, 0, sizeof *m);
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return bli_err(err, BL_EFORMAT, "%s: the header is not a JSON object", h.trace);
+    }
+    m->json = root;
+    const cJSON *prompts = member(root, "prompts"), *rec = member(root, "recorded"), *model = member(root, "model");
+    const cJSON *cfg = member(model, "config"), *smp = member(root, "sampling");
+    if (!cJSON_IsArray(prompts))
+        h.rc = bli_err(err, BL_EFORMAT, "%s: header: 'prompts' is missing or not an array", h.trace);
+    else if (!cJSON_IsObject(rec))
+        h.rc = bli_err(err, BL_EFORMAT, "%s: header: 'recorded' is missing or not an object", h.trace);
+    else if (!cJSON_IsObject(model))
+        h.rc = bli_err(err, BL_EFORMAT, "%s: header: 'model' is missing or not an object", h.trace);
+    if (h.rc)
+        goto out;
+    m->n_prompts = cJSON_GetArraySize(prompts);
+    m->top_k = (int)int_at(&h, rec, "recorded.", "top_k", 0, 1000);
+    m->n_layers = int_at(&h, rec, "recorded.", "n_layers", 1, 1 << 20);
+    m->n_vocab = int_at(&h, rec, "recorded.", "n_vocab", 1, 1 << 24);   /* no vocabulary comes near */
+    m->n_ctx = int_at(&h, rec, "recorded.", "n_ctx", 1, INT32_MAX);
+    m->dim = int_at(&h, cfg, "model.config.", "dim", 1, 1 << 20);
+    m->n_heads = int_at(&h, cfg, "model.config.", "n_heads", 1, 1 << 20);
+    m->model_path = str_at(&h, model, "model.", "path", 0);
+    m->model_name = str_at(&h, model, "model.", "name", 0);
+    m->model_arch = str_at(&h, model, "model.", "architecture", 1);
+    const cJSON *files = member(model, "files");
+    m->model_sha256 = cJSON_IsArray(files) ? str_at(&h, cJSON_GetArrayItem(files, 0), "model.files[0].", "sha256", 1)
+                                           : NULL;
+    const cJSON *temp = member(smp, "temperature");
+    m->temperature = cJSON_IsNumber(temp) ? temp->valuedouble : NAN;
+    const cJSON *ng = member(smp, "n_gen");
+    m->n_gen = cJSON_IsNumber(ng) && ng->valuedouble >= 0 && ng->valuedouble < 1e15 ? (int64_t)ng->valuedouble : 0;
+    const cJSON *lens = member(rec, "lens"), *dt = member(rec, "dtype"), *hooks = member(rec, "hooks");
+    if (h.rc)
+        goto out;
+    if (!cJSON_IsBool(lens)) {
+        h.rc = bli_err(err, BL_EFORMAT, "%s: header: 'recorded.lens' is missing or not a boolean", h.trace);
+        goto out;
+    }
+    m->lens = cJSON_IsTrue(lens);
+    if (!cJSON_IsString(dt) || (strcmp(dt->valuestring, "f32") && strcmp(dt->valuestring, "f16") &&
+                                strcmp(dt->valuestring, "bf16"))) {
+        h.rc = bli_err(err, BL_EFORMAT, "%s: header: 'recorded.dtype' is missing or not f32, f16 or bf16", h.trace);
+        goto out;
+    }
+    m->dtype = dt->valuestring[0] == 'b' ? BL_BF16 : dt->valuestring[1] == '3' ? BL_F32 : BL_F16;
+    if (!cJSON_IsArray(hooks)) {
+        h.rc = bli_err(err, BL_EFORMAT, "%s: header: 'recorded.hooks' is missing or not an array", h.trace);
+        goto out;
+    }
+    m->n_hooks = cJSON_GetArraySize(hooks);
+    if (m->n_hooks && !(m->hooks = bli_calloc((size_t)m->n_hooks, sizeof *m->hooks))) {
+        h.rc = bli_err(err, BL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < m->n_hooks && !h.rc; i++) {
+        const cJSON *o = cJSON_GetArrayItem(hooks, (int)i);
+        struct bl_trace_hook *k = &m->hooks[i];
+        char where[48];
+        snprintf(where, sizeof where, "recorded.hooks[%" PRId64 "].", i);
+        k->name = str_at(&h, o, where, "name", 0);
+        k->kind = (int)int_at(&h, o, where, "kind", 0, BL_HOOK_N_KINDS - 1);
+        k->layer = (int)int_at(&h, o, where, "layer", -1, m->n_layers - 1);
+        k->width = int_at(&h, o, where, "width", -1, BL_TRACE_MAX_CHUNK);
+        if (!h.rc && k->width == 0)
+            h.rc = bli_err(err, BL_EFORMAT, "%s: header: '%swidth' is 0", h.trace, where);
+        for (int64_t j = 0; j < i && !h.rc; j++)
+            if (strcmp(m->hooks[j].name, k->name) == 0)
+                h.rc = bli_err(err, BL_EFORMAT, "%s: header: hook '%s' is listed twice", h.trace, k->name);
+    }
+out:
+    if (h.rc)
+        bl_trace_meta_release(m);
+    return h.rc;
+}
+
+void bl_trace_meta_release(struct bl_trace_meta *m)
+{
+    if (!m)
+        return;
+    free(m->hooks);
+    cJSON_Delete(m->json);
+    memset(m, 0, sizeof *m);
 }

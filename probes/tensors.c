@@ -7,7 +7,6 @@
  * points, whatever the number of positions recorded. */
 #include "config.h"
 
-#include <fnmatch.h>
 #include <string.h>
 
 #include <bitlens/tensor.h>
@@ -137,26 +136,6 @@ static int on_hook(const struct bl_hook_event *ev, void *user)
     return 0;
 }
 
-static int matches(const char *globs, const char *name)
-{
-    const char *s = globs;
-    char one[256];
-    while (*s) {
-        const char *e = strchr(s, ',');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        if (n > 0 && n < sizeof one) {
-            memcpy(one, s, n);
-            one[n] = '\0';
-            if (fnmatch(one, name, 0) == 0)
-                return 1;
-        }
-        if (!e)
-            break;
-        s = e + 1;
-    }
-    return 0;
-}
-
 int bli_tensor_probe_alloc(struct bli_tensor_probe **out, bl_ctx *ctx, const char *globs, int dtype,
                            bl_trace_writer *w, cJSON *hooks_json, int64_t *matched, bl_err *err)
 {
@@ -175,7 +154,7 @@ int bli_tensor_probe_alloc(struct bli_tensor_probe **out, bl_ctx *ctx, const cha
     int64_t n = bl_ctx_n_hooks(ctx);
     if (globs && *globs) {
         for (int64_t i = 0; i < n; i++)
-            p->n_pts += matches(globs, bl_ctx_hook_name(ctx, i));
+            p->n_pts += bli_match_globs(globs, bl_ctx_hook_name(ctx, i));
     }
     p->pts = bli_calloc((size_t)p->n_pts, sizeof *p->pts);
     if (!p->pts) {
@@ -185,7 +164,7 @@ int bli_tensor_probe_alloc(struct bli_tensor_probe **out, bl_ctx *ctx, const cha
     int64_t k = 0;
     for (int64_t i = 0; i < n && k < p->n_pts; i++) {
         const char *name = bl_ctx_hook_name(ctx, i);
-        if (!matches(globs, name))
+        if (!bli_match_globs(globs, name))
             continue;
         struct point *pt = &p->pts[k];
         pt->p = p;

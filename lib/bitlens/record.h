@@ -151,6 +151,36 @@ int bl_rec_parse_stats(const struct bl_trace_chunk *c, struct bl_rec_stats *out,
 int bl_rec_parse_tensor(const struct bl_trace_chunk *c, struct bl_rec_tensor *out, bl_err *err);
 int bl_rec_parse_lens(const struct bl_trace_chunk *c, struct bl_rec_lens *out, bl_err *err);
 
+/* ---- the header, parsed and checked (every field the analyzers use) */
+
+struct bl_trace_hook {
+    const char *name;
+    int kind;                      /* enum bl_hook_kind */
+    int layer;                     /* block, -1 outside the blocks */
+    int64_t width;                 /* values per row; -1: attention rows of
+                                      n_heads x n_ctx, padded */
+};
+
+struct bl_trace_meta {
+    int64_t n_prompts;
+    int dtype;                     /* of the TENS data: BL_F32, BL_F16, BL_BF16 */
+    int top_k, lens;
+    int64_t n_layers, n_vocab, n_ctx;
+    int64_t n_hooks;
+    struct bl_trace_hook *hooks;   /* [n_hooks] */
+    const char *model_path, *model_name, *model_arch;
+    const char *model_sha256;      /* of the first model file, NULL if not hashed */
+    int64_t dim, n_heads;          /* model.config */
+    double temperature;            /* sampling.temperature */
+    int64_t n_gen;                 /* sampling.n_gen */
+    void *json;                    /* owns the strings above */
+};
+
+/* Parse the header of r: BL_EFORMAT naming the trace and the field when one
+ * is missing or out of range.  Release with bl_trace_meta_release(). */
+int bl_trace_meta_read(const bl_trace_reader *r, struct bl_trace_meta *out, bl_err *err);
+void bl_trace_meta_release(struct bl_trace_meta *m);
+
 /* Row i of a STAT chunk; top_id/top_p (k entries each) may be NULL. */
 void bl_rec_stat_row(const struct bl_rec_stats *s, uint64_t i, struct bl_rec_stat_row *row, int32_t *top_id,
                      float *top_p);
