@@ -28,5 +28,6 @@
 #include <bitlens/hash.h>
 #include <bitlens/trace.h>
 #include <bitlens/record.h>
+#include <bitlens/analysis.h>
 
 #endif

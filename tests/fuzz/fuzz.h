@@ -38,11 +38,17 @@ int fuzz_tokenizer(const uint8_t *data, size_t size);
 int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_json(const uint8_t *data, size_t size);
 int fuzz_trace(const uint8_t *data, size_t size);
+int fuzz_report(const uint8_t *data, size_t size);
 #else
 #define FUZZ_ENTRY(name) LLVMFuzzerTestOneInput
 #define FUZZ_REACHED(bits) ((void)0)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #endif
+
+/* A copy of a trace-looking input with every CRC that can be computed
+ * made right, so that mutations get past the CRCs; NULL if the input does
+ * not get that far (tests/fuzz/tracecrc.c). */
+uint8_t *fuzz_fix_trace_crcs(const uint8_t *data, size_t size);
 
 /* How far an input got. */
 enum {
@@ -54,7 +60,8 @@ enum {
     FZ_DESCRIBE = 1u << 5,   /* loaded only with describe_only */
     FZ_EVAL = 1u << 6,       /* the forward pass ran */
     FZ_MODEL_TOK = 1u << 7,  /* a model loaded with a tokenizer.bin */
-    FZ_RECORDS = 1u << 8     /* a trace held every record type, all parsed */
+    FZ_RECORDS = 1u << 8,    /* a trace held every record type, all parsed */
+    FZ_REPORT = 1u << 9      /* bl_report_compute succeeded */
 };
 
 /* Where a target's loops write what they read, so reads are not optimized

@@ -57,6 +57,7 @@ static const struct target targets[] = {
     {"safetensors", fuzz_safetensors},
     {"json", fuzz_json},
     {"trace", fuzz_trace},
+    {"report", fuzz_report},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])
 
@@ -791,6 +792,15 @@ static void add_trace_seed(const char *name, const void *data, size_t n, unsigne
     put(&s->data, data, n);
 }
 
+/* report seeds: tests/fuzz/fuzz-report.c writes them */
+size_t fuzz_report_seeds(void (*add)(const char *name, const void *data, size_t n, unsigned expect, int mutate));
+
+static void add_report_seed(const char *name, const void *data, size_t n, unsigned expect, int mutate)
+{
+    struct seed *s = new_seed("report", name, expect, mutate);
+    put(&s->data, data, n);
+}
+
 static void build_seeds(int have_tok512, int have_spm)
 {
     static const struct model_spec mixed = {8, 12, 2, 2, 1, N_VOCAB, 16, 0, BL_F16, BL_BF16, BL_BF16, BL_F16, 0};
@@ -890,6 +900,7 @@ static void build_seeds(int have_tok512, int have_spm)
     build_safetensors_seeds();
     fuzz_json_seeds(add_json_seed);
     fuzz_trace_seeds(add_trace_seed);
+    fuzz_report_seeds(add_report_seed);
 }
 
 static void free_seeds(void)
@@ -1321,9 +1332,9 @@ static int write_seeds(const struct target *t, const char *dir)
     for (size_t i = 0; i < n_seeds; i++) {
         if (seeds[i].target != t)
             continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/synthetic-%s", dir, seeds[i].name);
-        if (write_file(path, seeds[i].data.p, seeds[i].data.n) != 0) {
+        char path[4096];
+        int len = snprintf(path, sizeof path, "%s/synthetic-%s", dir, seeds[i].name);
+        if (len < 0 || (size_t)len >= sizeof path || write_file(path, seeds[i].data.p, seeds[i].data.n) != 0) {
             fprintf(stderr, "fuzz-replay: cannot write %s\n", path);
             free_seeds();
             return 1;
@@ -1340,7 +1351,10 @@ static void usage(void)
     fprintf(stderr, "usage: fuzz-replay TARGET FILE|DIR...\n"
                     "       fuzz-replay --selftest\n"
                     "       fuzz-replay --write-seeds TARGET DIR\n"
-                    "TARGET: gguf, llama2c, tokenizer\n");
+                    "TARGET:");
+    for (size_t i = 0; i < N_TARGETS; i++)
+        fprintf(stderr, "%s %s", i ? "," : "", targets[i].name);
+    fputc('\n', stderr);
     exit(2);
 }
 
