@@ -24,7 +24,12 @@ static const struct command {
     {"export", cmd_export, "write a trace as CSV tables or numpy .npy arrays"},
     {"generate", cmd_generate, "run a model and print the text it writes"},
     {"info", cmd_info, "describe a model file or a trace"},
+    {"lens", cmd_lens, "the logit lens of a trace, layer by layer"},
+    {"plot", cmd_plot, "charts of a trace through gnuplot: entropy, bits, spectrum, lens, probe"},
+    {"probe", cmd_probe, "bits about future tokens a probe decodes from each hook"},
     {"record", cmd_record, "run prompts with probes attached and write a trace"},
+    {"report", cmd_report, "the bottleneck table: token bits against residual bits"},
+    {"spectrum", cmd_spectrum, "covariance spectra, capacity and compressibility per hook"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

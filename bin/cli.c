@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,4 +159,74 @@ void cli_utf8_put(struct cli_utf8 *u, FILE *fp, const char *s, size_t n)
             u->need = need;
         }
     }
+}
+
+void cli_progress_init(struct cli_progress *pr)
+{
+    pr->t0 = cli_now();
+    pr->last = 0;
+    pr->tty = !cli_quiet && cli_stderr_tty();
+    pr->stage = NULL;
+}
+
+int cli_progress(void *user, const char *stage, int64_t done, int64_t total)
+{
+    struct cli_progress *pr = user;
+    double now = cli_now();
+    if (!pr->tty || (now - pr->last < 0.2 && stage == pr->stage))
+        return 0;
+    if (total > 0)
+        fprintf(stderr, "\r\033[Kbitlens %s: %s %" PRId64 "/%" PRId64 " (%.0f s)", cli_cmd, stage, done, total,
+                now - pr->t0);
+    else
+        fprintf(stderr, "\r\033[Kbitlens %s: %s, %.1f MB (%.0f s)", cli_cmd, stage, (double)done / 1e6, now - pr->t0);
+    pr->last = now;
+    pr->stage = stage;
+    return 0;
+}
+
+bl_model *cli_trace_model(const char *given, const struct bl_trace_meta *meta, const char *trace, int verify,
+                          int required)
+{
+    struct stat sb;
+    const char *want = given ? given : meta->model_path;
+    char *path = malloc(strlen(want) + strlen(trace) + 2);
+    if (!path)
+        cli_die("out of memory");
+    strcpy(path, want);
+    const char *slash = strrchr(trace, '/');
+    if (!given && stat(path, &sb) != 0 && path[0] != '/' && strcmp(trace, "-") != 0 && slash) {
+        /* a relative path from the directory the trace was written in */
+        size_t n = (size_t)(slash - trace) + 1;
+        memcpy(path, trace, n);
+        strcpy(path + n, meta->model_path);
+        if (stat(path, &sb) != 0)
+            strcpy(path, want);
+    }
+    if (!given && stat(path, &sb) != 0) {
+        if (required)
+            cli_die("%s: the model it was recorded from, %s, is not there: give it with -m MODEL", trace, path);
+        if (!cli_quiet)
+            cli_warn("%s: the model it was recorded from, %s, is not there: no probe (give it with -m MODEL)", trace,
+                     path);
+        free(path);
+        return NULL;
+    }
+    bl_err err = {0};
+    bl_model *m;
+    if (bl_model_load(&m, path, NULL, &err))
+        cli_die("%s", err.msg);
+    if (verify) {
+        char hex[65];
+        if (!meta->model_sha256)
+            cli_die("%s: recorded without the model's sha256 (--no-hash): pass --no-verify to probe with %s anyway",
+                    trace, path);
+        if (bl_sha256_file(bl_model_file(m, 0), hex, NULL, NULL, &err))
+            cli_die("%s", err.msg);
+        if (strcmp(hex, meta->model_sha256) != 0)
+            cli_die("%s: sha256 %.16s... is not the trace's model (%.16s..., %s): pass --no-verify to probe anyway",
+                    bl_model_file(m, 0), hex, meta->model_sha256, meta->model_path);
+    }
+    free(path);
+    return m;
 }

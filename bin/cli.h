@@ -49,11 +49,35 @@ struct cli_utf8 {
 };
 void cli_utf8_put(struct cli_utf8 *u, FILE *fp, const char *s, size_t n);
 
+/* Progress of a long analysis on stderr (a terminal only): one line
+ * rewritten at most every 0.2 s.  `user` of cli_progress() is a struct
+ * cli_progress; cli_progress() always returns 0 (go on). */
+struct cli_progress {
+    double t0, last;
+    int tty;
+    const char *stage;
+};
+void cli_progress_init(struct cli_progress *pr);
+int cli_progress(void *user, const char *stage, int64_t done, int64_t total);
+
+/* The model a trace was recorded from, for the probe: -m's (`given`), or
+ * the one the trace's header names (as written, else relative to the
+ * trace's directory), its sha256 checked against the header's unless
+ * !verify (a mismatch is an error).  Not there: an error when `required`,
+ * else a warning and NULL. */
+bl_model *cli_trace_model(const char *given, const struct bl_trace_meta *meta, const char *trace, int verify,
+                          int required);
+
 /* Commands: cmd_<name>(argc, argv) returns the exit status. */
 int cmd_convert(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_spectrum(int argc, char **argv);
+int cmd_lens(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif
