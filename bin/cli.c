@@ -203,30 +203,39 @@ bl_model *cli_trace_model(const char *given, const struct bl_trace_meta *meta, c
         if (stat(path, &sb) != 0)
             strcpy(path, want);
     }
-    if (!given && stat(path, &sb) != 0) {
+    /* messages name the path from a copy: cli_die exits without freeing */
+    char shown[4096];
+    snprintf(shown, sizeof shown, "%s", path);
+    int there = given || stat(path, &sb) == 0;
+    bl_err err = {0};
+    bl_model *m = NULL;
+    int rc = there ? bl_model_load(&m, path, NULL, &err) : 0;
+    free(path);
+    if (!there) {
         if (required)
-            cli_die("%s: the model it was recorded from, %s, is not there: give it with -m MODEL", trace, path);
+            cli_die("%s: the model it was recorded from, %s, is not there: give it with -m MODEL", trace, shown);
         if (!cli_quiet)
             cli_warn("%s: the model it was recorded from, %s, is not there: no probe (give it with -m MODEL)", trace,
-                     path);
-        free(path);
+                     shown);
         return NULL;
     }
-    bl_err err = {0};
-    bl_model *m;
-    if (bl_model_load(&m, path, NULL, &err))
+    if (rc)
         cli_die("%s", err.msg);
     if (verify) {
-        char hex[65];
+        char hex[65], msg[sizeof shown + 256];
+        msg[0] = '\0';
         if (!meta->model_sha256)
-            cli_die("%s: recorded without the model's sha256 (--no-hash): pass --no-verify to probe with %s anyway",
-                    trace, path);
-        if (bl_sha256_file(bl_model_file(m, 0), hex, NULL, NULL, &err))
-            cli_die("%s", err.msg);
-        if (strcmp(hex, meta->model_sha256) != 0)
-            cli_die("%s: sha256 %.16s... is not the trace's model (%.16s..., %s): pass --no-verify to probe anyway",
-                    bl_model_file(m, 0), hex, meta->model_sha256, meta->model_path);
+            snprintf(msg, sizeof msg, "%s: recorded without the model's sha256 (--no-hash): pass --no-verify to "
+                     "probe with %s anyway", trace, shown);
+        else if (bl_sha256_file(bl_model_file(m, 0), hex, NULL, NULL, &err))
+            snprintf(msg, sizeof msg, "%s", err.msg);
+        else if (strcmp(hex, meta->model_sha256) != 0)
+            snprintf(msg, sizeof msg, "%s: sha256 %.16s... is not the trace's model (%.16s..., %s): pass --no-verify "
+                     "to probe anyway", bl_model_file(m, 0), hex, meta->model_sha256, meta->model_path);
+        if (msg[0]) {
+            bl_model_free(m);
+            cli_die("%s", msg);
+        }
     }
-    free(path);
     return m;
 }
