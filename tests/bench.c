@@ -12,7 +12,19 @@
  * embedding row) turned into GB/s and set beside the machine's read
  * bandwidth measured in the same run, so "memory bound" is a number.  The
  * plain reference kernels run once for the fast/reference ratio.  Each
- * figure is the median of 5 runs; these machines are noisy. */
+ * figure is the median of 5 runs; these machines are noisy.
+ *
+ * The analysis library (bitlens/analysis.h), after the forward pass:
+ *   - bl_moments_add on synthetic rows of width 64, 288 and 768, rows/s and
+ *     GB/s of f32 rows consumed, against Welford's one-row update written
+ *     here in plain loops; the two covariances must agree within 1e-9
+ *     relative (tests/test-moments.c's measure), or the bench fails;
+ *   - bl_probe_fit at stories260K's size (d 64, vocabulary 512) on a
+ *     synthetic stream, 5000 rows for 4 epochs, on 1 and 2 threads;
+ *   - bl_report_compute on a trace recorded here from stories260K over 50
+ *     paragraphs of TinyStories, without probes (k 0: spectra and
+ *     bootstrap) and with them (k 4), on 1 and 2 threads (median of 3).
+ * The section takes 30 to 45 s on two cores. */
 #include "config.h"
 
 #include <math.h>
@@ -377,6 +389,331 @@ static void bench_record(const bl_model *m, const char *dir, const char *text, i
     unlink(out);
 }
 
+/* ---- analysis (bitlens/analysis.h) */
+
+/* Rows like a residual stream: a different mean and scale per coordinate,
+ * one coordinate's mean far out (as real streams have), neighbours
+ * correlated: x_j = mu_j + s_j (z_j + 0.5 z_{j-1}), mu_j = 0.5 (j mod 11) - 2
+ * (mu_0 = 40), s_j = 0.1 + 2 j / d. */
+static float *stream_rows(gsl_rng *rng, int64_t n, int64_t d)
+{
+    float *x = malloc((size_t)(n * d) * sizeof *x);
+    for (int64_t r = 0; r < n; r++) {
+        double zp = 0;
+        for (int64_t j = 0; j < d; j++) {
+            double z = gsl_ran_gaussian(rng, 1.0);
+            double mu = j ? 0.5 * (double)(j % 11) - 2 : 40;
+            x[r * d + j] = (float)(mu + (0.1 + 2.0 * (double)j / (double)d) * (z + 0.5 * zp));
+            zp = z;
+        }
+    }
+    return x;
+}
+
+/* The reference moments: Welford's one-row update in plain loops, in
+ * double, no BLAS: delta = x - mean; mean += delta / k; M2 += delta delta^T
+ * (k - 1) / k on the upper triangle, mirrored at the end.  Kept out of
+ * line at a fixed alignment, so its speed does not move with edits
+ * elsewhere in this file: inlined into main(), the same scalar loop ran
+ * 0.8 or 1.4 million rows/s of d 64 from one build to the next. */
+__attribute__((noinline, aligned(64)))
+static void ref_moments(const float *x, int64_t n, int64_t d, double *mean, double *m2, double *delta)
+{
+    memset(mean, 0, (size_t)d * sizeof *mean);
+    memset(m2, 0, (size_t)(d * d) * sizeof *m2);
+    for (int64_t r = 0; r < n; r++) {
+        const float *row = x + r * d;
+        double k = (double)(r + 1);
+        for (int64_t j = 0; j < d; j++) {
+            delta[j] = (double)row[j] - mean[j];
+            mean[j] += delta[j] / k;
+        }
+        for (int64_t i = 0; i < d; i++) {
+            double c = delta[i] * (k - 1) / k;
+            for (int64_t j = i; j < d; j++)
+                m2[i * d + j] += c * delta[j];
+        }
+    }
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = 0; j < i; j++)
+            m2[i * d + j] = m2[j * d + i];
+}
+
+/* Worst difference of two covariances, each entry relative to the scale
+ * sqrt(ref_ii ref_jj) of its pair (tests/test-moments.c's measure). */
+static double cov_err(const double *c, const double *ref, int64_t d)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = 0; j < d; j++) {
+            double e = fabs(c[i * d + j] - ref[i * d + j]) / sqrt(ref[i * d + i] * ref[j * d + j]);
+            if (e > worst || isnan(e))
+                worst = e;
+        }
+    return worst;
+}
+
+#define MOMENTS_BATCH 256   /* rows per bl_moments_add, as the report adds them */
+
+/* Returns 0 if the covariances agree within 1e-9. */
+static int bench_moments(void)
+{
+    static const int64_t dims[] = {64, 288, 768};
+    int bad = 0;
+    printf("\nstreamed moments (bl_moments_add, batches of %d rows as the report adds them; 1 thread: "
+           "OpenBLAS runs on the caller) against a plain reference (Welford's one-row update, double loops, "
+           "no BLAS); covariance error per entry relative to sqrt(var_i var_j); median of %d:\n",
+           MOMENTS_BATCH, REPS);
+    printf("%6s %7s %8s %12s %8s %12s %8s %9s %10s\n", "d", "rows", "f32 MB", "rows/s", "GB/s", "ref rows/s",
+           "ref GB/s", "fast/ref", "max error");
+    bl_set_threads(1);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 260);
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        int64_t d = dims[di];
+        /* about 2^28 multiply-adds of the d x d update in all, between 1024
+         * and 65536 rows, whole batches */
+        int64_t n = ((int64_t)1 << 28) / (d * d) / MOMENTS_BATCH * MOMENTS_BATCH;
+        n = n < 1024 ? 1024 : n > 65536 ? 65536 : n;
+        float *x = stream_rows(rng, n, d);
+        double *mean = malloc((size_t)d * sizeof *mean), *delta = malloc((size_t)d * sizeof *delta);
+        double *m2 = malloc((size_t)(d * d) * sizeof *m2), *cov = malloc((size_t)(d * d) * sizeof *cov);
+        struct bl_moments m;
+        if (!x || !mean || !delta || !m2 || !cov || bl_moments_init(&m, d)) {
+            fprintf(stderr, "bench: out of memory\n");
+            exit(1);
+        }
+        double tf[REPS], tr[REPS];
+        for (int r = 0; r < REPS; r++) {
+            bl_moments_reset(&m);
+            double t0 = now();
+            for (int64_t r0 = 0; r0 < n; r0 += MOMENTS_BATCH)
+                bl_moments_add(&m, x + r0 * d, n - r0 < MOMENTS_BATCH ? n - r0 : MOMENTS_BATCH);
+            tf[r] = now() - t0;
+            t0 = now();
+            ref_moments(x, n, d, mean, m2, delta);
+            tr[r] = now() - t0;
+        }
+        bl_moments_covariance(&m, cov);
+        for (int64_t i = 0; i < d * d; i++)
+            m2[i] /= (double)n;
+        double err = cov_err(cov, m2, d);
+        double f = median(tf, REPS), rf = median(tr, REPS), bytes = (double)(n * d) * sizeof(float);
+        printf("%6lld %7lld %8.1f %12.0f %8.2f %12.0f %8.2f %8.1fx %10.2g%s\n", (long long)d, (long long)n,
+               bytes / 1e6, (double)n / f, bytes / f / 1e9, (double)n / rf, bytes / rf / 1e9, rf / f, err,
+               err < 1e-9 ? "" : "  WRONG (> 1e-9)");
+        bad |= !(err < 1e-9);
+        bl_moments_release(&m);
+        free(x);
+        free(mean);
+        free(delta);
+        free(m2);
+        free(cov);
+    }
+    gsl_rng_free(rng);
+    return bad;
+}
+
+#define PROBE_D 64       /* stories260K's width ... */
+#define PROBE_V 512      /* ... and vocabulary */
+#define PROBE_N 5000     /* rows: 3500 training, 500 validation, 1000 held out */
+#define PROBE_EPOCHS 4
+
+/* The probe on a synthetic stream (as in tests/test-probe.c): tokens i.i.d.
+ * from p(v) ~ exp(-v/64), r_t = E1[x_{t+1}] + E2[x_{t+2}] + N(0, 0.1^2)
+ * with random codebooks, a random RMSNorm head (w in [0.5, 1.5], U of sd
+ * 0.5); the target x_{t+1}.  Patience above the epochs, so every epoch runs. */
+static void bench_probe(int max_threads)
+{
+    const int64_t d = PROBE_D, V = PROBE_V, n = PROBE_N;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 512);
+    float *w = malloc((size_t)d * sizeof *w), *U = malloc((size_t)(V * d) * sizeof *U);
+    float *E = malloc((size_t)(2 * V * d) * sizeof *E), *x = malloc((size_t)(n * d) * sizeof *x);
+    int32_t *tok = malloc((size_t)(n + 2) * sizeof *tok);
+    unsigned char *train = malloc((size_t)n);
+    double *pv = malloc((size_t)V * sizeof *pv);
+    for (int64_t j = 0; j < d; j++)
+        w[j] = (float)(0.5 + gsl_rng_uniform(rng));
+    for (int64_t i = 0; i < V * d; i++)
+        U[i] = (float)gsl_ran_gaussian(rng, 0.5);
+    for (int64_t i = 0; i < 2 * V * d; i++)
+        E[i] = (float)gsl_ran_gaussian(rng, 1.0);
+    for (int64_t v = 0; v < V; v++)
+        pv[v] = exp(-(double)v / 64.0);
+    gsl_ran_discrete_t *g = gsl_ran_discrete_preproc((size_t)V, pv);
+    for (int64_t t = 0; t < n + 2; t++)
+        tok[t] = (int32_t)gsl_ran_discrete(rng, g);
+    gsl_ran_discrete_free(g);
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t c = 0; c < d; c++)
+            x[t * d + c] = (float)(gsl_ran_gaussian(rng, 0.1) + E[tok[t + 1] * d + c] +
+                                   E[(V + tok[t + 2]) * d + c]);
+        train[t] = t % 10 < 7 ? 1 : t % 10 == 7 ? 2 : 0;
+    }
+    struct bl_probe_head head = {.d = d, .n_vocab = V, .norm = BL_NORM_RMS, .norm_w = w,
+                                 .norm_b = NULL, .norm_eps = 1e-5f, .unembed = U};
+    struct bl_probe_params p = bl_probe_default_params();
+    p.epochs = PROBE_EPOCHS;
+    p.patience = 1000;
+    double rate[3] = {0};
+    struct bl_probe_result res = {0};
+    printf("\nprobe (bl_probe_fit): d %d, vocabulary %d (stories260K's), %d rows (%d training, %d validation, "
+           "%d held out), %d epochs of batch %lld, all run; median of %d:\n",
+           PROBE_D, PROBE_V, PROBE_N, PROBE_N * 7 / 10, PROBE_N / 10, PROBE_N / 5, PROBE_EPOCHS,
+           (long long)p.batch, REPS);
+    printf("%6s %10s %18s %8s\n", "thr", "s per fit", "rows x epochs/s", "bits");
+    for (int t = 1; t <= max_threads; t++) {
+        p.n_threads = t;
+        bl_set_threads(t);
+        double tf[REPS];
+        bl_err err;
+        for (int r = 0; r < REPS; r++) {
+            double t0 = now();
+            if (bl_probe_fit(&head, x, d, tok + 1, train, n, &p, &res, &err)) {
+                printf("probe: %s\n", err.msg);
+                goto out;
+            }
+            tf[r] = now() - t0;
+            if (r < REPS - 1)
+                bl_probe_result_release(&res);
+        }
+        double f = median(tf, REPS);
+        rate[t] = (double)res.n_train * res.epochs_run / f;
+        printf("%6d %10.3f %18.0f %8.3f%s\n", t, f, rate[t], res.bits,
+               res.epochs_run == PROBE_EPOCHS ? "" : "  (stopped early)");
+        bl_probe_result_release(&res);
+    }
+    if (max_threads > 1)
+        printf("2 threads / 1: %.2fx\n", rate[2] / rate[1]);
+out:
+    gsl_rng_free(rng);
+    free(w);
+    free(U);
+    free(E);
+    free(x);
+    free(tok);
+    free(train);
+    free(pv);
+}
+
+#define REPORT_PARAGRAPHS 50
+#define REPORT_REPS 3
+
+/* The report end to end: a trace of stories260K over the first paragraphs
+ * of TinyStories, recorded with the defaults (resid_post in f16, the
+ * lens), then bl_report_compute without and with the probes. */
+static void bench_report(const char *td, const char *dir, int max_threads)
+{
+    char path[4096], tok[4096], tp[4096], out[4096];
+    snprintf(path, sizeof path, "%s/models/stories260K.bin", td);
+    snprintf(tok, sizeof tok, "%s/models/tok512.bin", td);
+    snprintf(tp, sizeof tp, "%s/text/tinystories_train_head.txt", td);
+    snprintf(out, sizeof out, "%s/report.blt", dir);
+    struct bl_model_params mp = bl_model_default_params();
+    mp.tokenizer_path = tok;
+    bl_model *m;
+    bl_err err;
+    FILE *f = fopen(tp, "rb");
+    if (!f || bl_model_load(&m, path, &mp, &err)) {
+        printf("\n(report: skipped, %s)\n", f ? err.msg : "no text/tinystories_train_head.txt in the test data");
+        if (f)
+            fclose(f);
+        return;
+    }
+    char *text = calloc(1, 1 << 20);
+    if (fread(text, 1, (1 << 20) - 1, f) == 0)
+        text[0] = '\0';
+    fclose(f);
+    /* paragraphs: runs of text between blank lines */
+    char *prompts[REPORT_PARAGRAPHS];
+    int np = 0;
+    for (char *s = text; *s && np < REPORT_PARAGRAPHS;) {
+        while (*s == '\n')
+            s++;
+        char *e = strstr(s, "\n\n");
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len > 0)
+            prompts[np++] = strndup(s, len);
+        s += len;
+    }
+    struct bl_record_params rp = bl_record_default_params();
+    rp.hash = 0;
+    rp.n_threads = max_threads;
+    bl_set_threads(max_threads);
+    struct bl_record_stats st = {0};
+    double t0 = now();
+    int rc = bl_record(m, (const char *const *)prompts, np, &rp, out, BL_TRACE_FORCE, &st, &err);
+    double trec = now() - t0;
+    for (int i = 0; i < np; i++)
+        free(prompts[i]);
+    free(text);
+    if (rc) {
+        printf("\nreport: recording the trace: %s\n", err.msg);
+        bl_model_free(m);
+        return;
+    }
+    const struct bl_model_config *c = bl_model_config(m);
+    double mb = (double)st.trace_bytes / 1e6;
+    printf("\nreport (bl_report_compute) end to end: a trace of stories260K over the first %d paragraphs of "
+           "tinystories_train_head.txt, %lld positions, %lld hooks (resid_post, width %lld, f16) and the lens, "
+           "%.2f MB (recorded in %.1f s, %d threads); bootstrap %d; median of %d:\n",
+           np, (long long)st.positions, (long long)c->n_layers, (long long)c->dim, mb, trec, max_threads,
+           bl_report_default_params().bootstrap, REPORT_REPS);
+    printf("%6s %4s %10s %12s %12s\n", "k", "thr", "seconds", "positions/s", "trace MB/s");
+    double sec[2][3] = {{0}};
+    for (int k = 0; k <= 4; k += 4) {
+        for (int t = 1; t <= max_threads; t++) {
+            struct bl_report_params p = bl_report_default_params();
+            p.k = k;
+            p.model = k ? m : NULL;
+            p.n_threads = t;
+            p.probe.n_threads = t;
+            bl_set_threads(t);
+            double tr[REPORT_REPS];
+            for (int r = 0; r < REPORT_REPS; r++) {
+                bl_trace_reader *rd;
+                struct bl_report rep;
+                t0 = now();
+                rc = bl_trace_reader_open(&rd, out, &err);
+                if (!rc) {
+                    rc = bl_report_compute(&rd, 1, &p, &rep, &err);
+                    bl_trace_reader_free(rd);
+                }
+                tr[r] = now() - t0;
+                if (rc) {
+                    printf("report: %s\n", err.msg);
+                    goto out;
+                }
+                bl_report_release(&rep);
+            }
+            double s = median(tr, REPORT_REPS);
+            sec[k / 4][t] = s;
+            printf("%6s %4d %10.3f %12.0f %12.2f\n", k ? "4" : "0", t, s, (double)st.positions / s, mb / s);
+        }
+    }
+    if (max_threads > 1)
+        printf("2 threads / 1: k 0 %.2fx, k 4 %.2fx\n", sec[0][1] / sec[0][2], sec[1][1] / sec[1][2]);
+out:
+    unlink(out);
+    bl_model_free(m);
+}
+
+/* Returns nonzero if a fast path gave a wrong answer. */
+static int bench_analysis(const char *td, const char *dir, int max_threads)
+{
+    double t0 = now();
+    printf("\nanalysis (bitlens/analysis.h)\n");
+    int bad = bench_moments();
+    bench_probe(max_threads);
+    if (td && *td)
+        bench_report(td, dir, max_threads);
+    else
+        printf("\n(report: skipped, no test data directory)\n");
+    printf("\nanalysis section: %.1f s\n", now() - t0);
+    return bad;
+}
+
 static void row(const char *label, const bl_model *m, int threads, struct result r, double bw)
 {
     double bytes = (double)bl_model_decode_bytes(m);
@@ -502,9 +839,10 @@ int main(int argc, char **argv)
     } else {
         printf("\n(recording: no vocabulary in the test data to tokenize prompts with)\n");
     }
+    int bad = bench_analysis(td, dir, max_threads);
     bl_tokenizer_free(vocab);
     free(text);
     unlink(f32path);
     rmdir(dir);
-    return 0;
+    return bad;
 }
