@@ -79,5 +79,6 @@ int cmd_spectrum(int argc, char **argv);
 int cmd_lens(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 #endif

@@ -10,7 +10,8 @@
 
 static const char usage[] =
     "usage: bitlens generate -m MODEL [-z TOKENIZER] [-p PROMPT] [-n N] [-t T] [--top-p P]\n"
-    "                        [--top-k K] [--seed S] [-c N] [--threads N] [-q] [-v]\n"
+    "                        [--top-k K] [--seed S] [-c N] [--drafter D [--mode verify|fast]\n"
+    "                        [--tokens-per-pass K]] [--threads N] [-q] [-v]\n"
     "\n"
     "  -m, --model MODEL          GGUF file, llama2.c .bin, or Hugging Face folder\n"
     "  -z, --tokenizer TOKENIZER  llama2.c tokenizer.bin (default: tokenizer.bin\n"
@@ -25,13 +26,20 @@ static const char usage[] =
     "  -c, --ctx N                context size in positions (default: the model's;\n"
     "                             a longer generation goes past it with a warning,\n"
     "                             or stops there for learned positions)\n"
+    "      --drafter D            a drafter trained for this model (bitlens train):\n"
+    "                             several tokens per forward pass; greedy only\n"
+    "      --mode M               verify: drafts checked by the model, the output is\n"
+    "                             plain greedy's (speculative decoding); fast: the\n"
+    "                             drafts kept unchecked (default verify)\n"
+    "      --tokens-per-pass K    fast: tokens kept per pass, the model's own and K-1\n"
+    "                             drafted, 1 to heads+1 (default 2)\n"
     "      --threads N            threads (default: OMP_NUM_THREADS, else all processors)\n"
     "  -q, --quiet                no statistics or warnings on stderr\n"
     "  -v, --verbose              the settings, the prompt's token ids and the kernels\n"
     "                             on stderr\n"
     "  -h, --help                 this text\n";
 
-enum { OPT_TOP_P = 256, OPT_TOP_K, OPT_SEED, OPT_THREADS };
+enum { OPT_TOP_P = 256, OPT_TOP_K, OPT_SEED, OPT_THREADS, OPT_DRAFTER, OPT_MODE, OPT_TPP };
 
 static const struct option longopts[] = {
     {"model", required_argument, NULL, 'm'},
@@ -44,6 +52,9 @@ static const struct option longopts[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"ctx", required_argument, NULL, 'c'},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"drafter", required_argument, NULL, OPT_DRAFTER},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"tokens-per-pass", required_argument, NULL, OPT_TPP},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -57,7 +68,9 @@ int cmd_generate(int argc, char **argv)
     struct bl_sampler_params sp = bl_sampler_default_params();
     struct bl_ctx_params cp = bl_ctx_default_params();
     int64_t n_gen = 256, n_ctx = 0;
-    int threads = 0, opt;
+    int threads = 0, opt, have_t = 0, have_mode = 0, have_tpp = 0;
+    const char *drafter_path = NULL;
+    struct bl_spec_params spp = bl_spec_default_params();
     bl_err err = {0};
 
     sp.top_p = 0.9f;
@@ -69,12 +82,29 @@ int cmd_generate(int argc, char **argv)
         case 'z': mp.tokenizer_path = optarg; break;
         case 'p': prompt = optarg; break;
         case 'n': n_gen = cli_int("-n", optarg, 0, 1 << 24); break;
-        case 't': sp.temperature = (float)cli_float("-t", optarg, 0, 1e6); break;
+        case 't':
+            sp.temperature = (float)cli_float("-t", optarg, 0, 1e6);
+            have_t = 1;
+            break;
         case OPT_TOP_P: sp.top_p = (float)cli_float("--top-p", optarg, 1e-9, 1); break;
         case OPT_TOP_K: sp.top_k = cli_int("--top-k", optarg, 0, INT32_MAX); break;
         case OPT_SEED: sp.seed = cli_u64("--seed", optarg); break;
         case 'c': n_ctx = cli_int("-c", optarg, 1, 1 << 24); break;
         case OPT_THREADS: threads = (int)cli_int("--threads", optarg, 1, 1024); break;
+        case OPT_DRAFTER: drafter_path = optarg; break;
+        case OPT_MODE:
+            if (strcmp(optarg, "verify") == 0)
+                spp.mode = BL_SPEC_VERIFY;
+            else if (strcmp(optarg, "fast") == 0)
+                spp.mode = BL_SPEC_FAST;
+            else
+                cli_usage("--mode '%s': verify or fast", optarg);
+            have_mode = 1;
+            break;
+        case OPT_TPP:
+            spp.tokens_per_pass = (int)cli_int("--tokens-per-pass", optarg, 1, BL_DRAFTER_MAX_HEADS + 1);
+            have_tpp = 1;
+            break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -85,6 +115,15 @@ int cmd_generate(int argc, char **argv)
         cli_usage("unexpected argument '%s'", argv[optind]);
     if (!model_path)
         cli_usage("no model: give one with -m MODEL");
+    if (!drafter_path && (have_mode || have_tpp))
+        cli_usage("--mode and --tokens-per-pass need --drafter D");
+    if (drafter_path) {
+        if (have_t && sp.temperature != 0)
+            cli_usage("--drafter decodes greedily: -t %g is not 0", sp.temperature);
+        sp.temperature = 0;
+        if (have_tpp && spp.mode != BL_SPEC_FAST)
+            cli_usage("--tokens-per-pass is for --mode fast");
+    }
 
     threads = bl_set_threads(threads);
     bl_model *model;
@@ -112,7 +151,7 @@ int cmd_generate(int argc, char **argv)
     /* context: the last sampled token is printed, never evaluated.  A model
      * with learned positions (GPT-2) has none past its trained context: the
      * run stops there.  Rotary models go past it with a warning. */
-    int64_t needed = n_prompt + (n_gen > 0 ? n_gen - 1 : 0);
+    int64_t needed = n_prompt + (n_gen > 0 ? n_gen - 1 : 0) + (drafter_path ? BL_DRAFTER_MAX_HEADS + 1 : 0);
     int64_t limit = n_ctx > 0 ? n_ctx : cfg->ctx_train;
     if (cfg->pos_embd && limit > cfg->ctx_train) {
         cli_die("%s: learned position embeddings for %" PRId64 " positions only: -c %" PRId64 " is too long",
@@ -151,6 +190,15 @@ int cmd_generate(int argc, char **argv)
     bl_ctx *ctx;
     if (bl_ctx_alloc(&ctx, model, &cp, &err))
         cli_die("%s", err.msg);
+    bl_drafter *drafter = NULL;
+    if (drafter_path) {
+        if (bl_drafter_load(&drafter, drafter_path, model, &err))
+            cli_die("%s", err.msg);
+        const struct bl_drafter_config *dc = bl_drafter_config(drafter);
+        if (spp.mode == BL_SPEC_FAST && spp.tokens_per_pass > dc->n_heads + 1)
+            cli_usage("--tokens-per-pass %d: %s has %d heads, so at most %d", spp.tokens_per_pass, drafter_path,
+                      dc->n_heads, dc->n_heads + 1);
+    }
     /* the embedding may have rows past the vocabulary (padding): sample
      * among the tokens that exist */
     bl_sampler *sampler = bl_sampler_alloc(&sp, bl_tokenizer_n_vocab(tok), &err);
@@ -171,7 +219,23 @@ int cmd_generate(int argc, char **argv)
 
     double t0 = cli_now(), t1 = t0;
     int64_t n_out = 0;
-    if (n_gen > 0) {
+    struct bl_spec_stats st;
+    if (drafter && n_gen > 0) {
+        int32_t *out = malloc((size_t)n_gen * sizeof *out);
+        if (!out)
+            cli_die("out of memory");
+        spp.n_gen = n_gen;
+        if (bl_drafter_generate(ctx, drafter, ids, n_prompt, &spp, out, &n_out, &st, &err))
+            cli_die("%s", err.msg);
+        int32_t prev = ids[n_prompt - 1];
+        for (int64_t i = 0; i < n_out; i++) {
+            size_t k = bl_tokenizer_decode(tok, prev, out[i], piece, 4096);
+            cli_utf8_put(&u8, stdout, piece, k < 4096 ? k : 4096);
+            prev = out[i];
+        }
+        free(out);
+        t1 = t0;
+    } else if (n_gen > 0) {
         if (bl_ctx_eval(ctx, ids, n_prompt, logits, 0))
             cli_die("%s", bl_ctx_errmsg(ctx));
         t1 = cli_now();
@@ -199,7 +263,26 @@ int cmd_generate(int argc, char **argv)
     double t2 = cli_now();
     putchar('\n');
     fflush(stdout);   /* the text, then the statistics, also through a pipe */
-    if (!cli_quiet && n_gen > 0) {
+    if (!cli_quiet && drafter && n_gen > 0) {
+        double dt = t2 - t0;
+        fprintf(stderr, "bitlens generate: %" PRId64 " token%s in %" PRId64 " model passes (%s mode): %.2f tokens per "
+                        "pass, %.3f passes per token; %.1f tok/s (%d thread%s)\n",
+                n_out, n_out == 1 ? "" : "s", st.main_passes, spp.mode == BL_SPEC_VERIFY ? "verify" : "fast",
+                st.mean_accept_len, n_out ? (double)st.main_passes / (double)n_out : 0.0,
+                dt > 0 ? (double)n_out / dt : 0.0, threads, threads == 1 ? "" : "s");
+        fprintf(stderr, "bitlens generate: acceptance by draft position:");
+        for (int j = 0; j < st.n_heads; j++)
+            if (st.offered_at[j])
+                fprintf(stderr, " %d: %.3f", j + 1, (double)st.accept_at[j] / (double)st.offered_at[j]);
+        fprintf(stderr, "\nbitlens generate: top-1 agreement with the model by head:");
+        for (int j = 0; j < st.n_heads; j++)
+            if (st.compared_at[j])
+                fprintf(stderr, " %d: %.3f", j + 1, (double)st.agree_at[j] / (double)st.compared_at[j]);
+        if (spp.mode == BL_SPEC_VERIFY)
+            fprintf(stderr, "\nbitlens generate: %" PRId64 " near-tie decision%s replayed token by token (%" PRId64
+                            " passes)", st.replays, st.replays == 1 ? "" : "s", st.replay_passes);
+        fputc('\n', stderr);
+    } else if (!cli_quiet && n_gen > 0) {
         double pt = t1 - t0, dt = t2 - t1;
         int64_t n_dec = n_out > 1 ? n_out - 1 : 0;
         fprintf(stderr, "bitlens generate: %" PRId64 " token%s; prompt %" PRId64 " token%s at %.1f tok/s, "
@@ -211,6 +294,7 @@ int cmd_generate(int argc, char **argv)
     free(logits);
     free(ids);
     bl_sampler_free(sampler);
+    bl_drafter_free(drafter);
     bl_ctx_free(ctx);
     bl_model_free(model);
     return 0;

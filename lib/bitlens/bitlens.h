@@ -29,5 +29,6 @@
 #include <bitlens/trace.h>
 #include <bitlens/record.h>
 #include <bitlens/analysis.h>
+#include <bitlens/drafter.h>
 
 #endif
