@@ -659,6 +659,76 @@ static int info_trace(const char *path, int json)
     return 0;
 }
 
+/* A drafter file (bitlens train): its keys and tensors, without a model.
+ * Returns -1 if path is not a drafter. */
+static int info_drafter(const char *path, int json)
+{
+    bl_gguf *g;
+    bl_err err = {0};
+    if (bl_gguf_open(&g, path, &err))
+        return -1;
+    struct bl_gguf_str arch;
+    if (bl_gguf_get_str(g, "general.architecture", &arch, &err) || arch.len != 15 ||
+        memcmp(arch.ptr, "bitlens-drafter", 15) != 0) {
+        bl_gguf_free(g);
+        return -1;
+    }
+    static const char *const keys[] = {"bitlens.drafter.kind", "bitlens.drafter.n_heads", "bitlens.drafter.n_blocks",
+                                       "bitlens.drafter.width", "bitlens.drafter.hook", "bitlens.drafter.model.name",
+                                       "bitlens.drafter.model.sha256", "bitlens.drafter.model.dim",
+                                       "bitlens.drafter.model.n_vocab"};
+    int64_t n_params = 0;
+    for (int64_t i = 0; i < bl_gguf_n_tensors(g); i++)
+        n_params += bl_tensor_nelements(bl_gguf_tensor(g, i));
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", path);
+        cJSON_AddStringToObject(o, "type", "drafter");
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            struct bl_gguf_str sv;
+            int64_t iv;
+            if (bl_gguf_get_str(g, keys[k], &sv, NULL) == 0) {
+                char *v = strndup(sv.ptr, (size_t)sv.len);
+                if (!v)
+                    cli_die("out of memory");
+                cJSON_AddStringToObject(o, keys[k] + 16, v);
+                free(v);
+            } else if (bl_gguf_get_i64(g, keys[k], &iv, NULL) == 0) {
+                cJSON_AddNumberToObject(o, keys[k] + 16, (double)iv);
+            }
+        }
+        cJSON_AddNumberToObject(o, "parameters", (double)n_params);
+        char *t = cJSON_Print(o);
+        if (t)
+            puts(t);
+        free(t);
+        cJSON_Delete(o);
+    } else {
+        printf("file:          %s (%zu bytes)\n", path, bl_gguf_file_size(g));
+        printf("format:        gguf v%" PRIu32 ", a drafter (bitlens train)\n", bl_gguf_version(g));
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            struct bl_gguf_str sv;
+            int64_t iv;
+            char label[32];
+            snprintf(label, sizeof label, "%s:", keys[k] + 16);
+            if (bl_gguf_get_str(g, keys[k], &sv, NULL) == 0)
+                printf("%-14s %.*s\n", label, (int)(sv.len < 4096 ? sv.len : 4096), sv.ptr);
+            else if (bl_gguf_get_i64(g, keys[k], &iv, NULL) == 0)
+                printf("%-14s %" PRId64 "\n", label, iv);
+        }
+        printf("parameters:    %" PRId64 " in %" PRId64 " tensors\n", n_params, bl_gguf_n_tensors(g));
+        if (cli_verbose)
+            for (int64_t i = 0; i < bl_gguf_n_tensors(g); i++) {
+                const struct bl_tensor *t = bl_gguf_tensor(g, i);
+                char sh[64];
+                shape(t, sh, sizeof sh);
+                printf("  %-36s %-6s %s\n", t->name, bl_dtype_name(t->type), sh);
+            }
+    }
+    bl_gguf_free(g);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv)
 {
     struct bl_model_params mp = bl_model_default_params();
@@ -691,6 +761,8 @@ int cmd_info(int argc, char **argv)
         return info_trace(path, json);
     }
 
+    if (info_drafter(path, json) == 0)
+        return 0;
     bl_model *m;
     if (bl_model_load(&m, path, &mp, &err))
         cli_die("%s", err.msg);

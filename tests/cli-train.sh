@@ -333,4 +333,14 @@ err "--valid-every 1 (every row held out)" "no training rows" \
 err "an output directory that does not exist" "cannot write in" \
     --drafter medusa -m "$M" -z "$Z" --corpus "$T" --prompts 4 --gen 4 --steps 2 -o "$tmp/no/such/dir/e.gguf"
 
+# ------------------------------------------------------------------ bitlens info on a drafter
+"$BL_BIN" info "$tmp/a.gguf" >"$tmp/info.out" 2>"$tmp/info.err"
+check "info: a drafter file is described without a model (kind, heads, hook, parameters)" \
+    sh -c 'grep -q "^format: *gguf v3, a drafter (bitlens train)\$" "$1" && grep -q "^kind: *medusa\$" "$1" &&
+           grep -q "^n_heads: *4\$" "$1" && grep -q "^hook: *ln_final.hook_normalized\$" "$1" &&
+           grep -q "^model.sha256: *[0-9a-f]\{64\}\$" "$1" && grep -q "^parameters: *132096 in 12 tensors\$" "$1"' \
+    sh "$tmp/info.out"
+"$BL_BIN" info --json "$tmp/a.gguf" >"$tmp/info.json" 2>/dev/null
+check "info --json: a drafter object" grep -q '"type":.*"drafter"' "$tmp/info.json"
+
 done_testing
