@@ -25,7 +25,8 @@ static const char usage[] =
     "(blocks of lines between blank lines) are the prompts; with --targets self the\n"
     "targets are the model's own greedy continuation of each (self-distillation).\n"
     "\n"
-    "      --drafter KIND       medusa (eagle is not built yet)\n"
+    "      --drafter KIND       medusa (K heads on one feature) or eagle (one layer\n"
+    "                           drafting K tokens autoregressively)\n"
     "  -m, --model MODEL        the main model (GGUF, llama2.c .bin, HF folder)\n"
     "  -z, --tokenizer TOK      llama2.c tokenizer.bin for a .bin model\n"
     "      --corpus TEXT        the training text\n"
@@ -337,6 +338,12 @@ int cmd_train(int argc, char **argv)
                 fprintf(stderr, " %.3f", st.top1[j]);
         }
         fputc('\n', stderr);
+        struct bl_drafter_sim sim;
+        if (st.steps > 0 && st.n_valid > 0 && dp.targets == BL_TARGETS_SELF &&
+            bl_drafter_simulate(d, &data, valid, &sim, &err) == 0)
+            fprintf(stderr, "bitlens train: held-out decoding in verify mode (simulated on %" PRId64 " continuations): "
+                            "%.3f tokens per model pass (%" PRId64 " tokens, %" PRId64 " passes)\n",
+                    sim.sequences, sim.tokens_per_pass, sim.tokens, sim.passes);
     }
     free(valid);
     bl_drafter_data_release(&data);

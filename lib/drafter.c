@@ -34,6 +34,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 
+#include "drafter_eagle.h"
 #include "drafter_internal.h"
 #include "internal.h"
 #include "kernels.h"
@@ -64,9 +65,9 @@ int bli_drafter_identity(const bl_model *model, struct bl_drafter_config *cfg, b
 
 static int check_config(const struct bl_drafter_config *c, bl_err *err)
 {
-    if (c->kind == BL_DRAFTER_EAGLE)
-        return bli_err(err, BL_EUNSUPPORTED, "EAGLE-style drafters are not built yet: use medusa");
-    if (c->kind != BL_DRAFTER_MEDUSA)
+    if (c->kind == BL_DRAFTER_EAGLE && c->n_blocks != 1)
+        return bli_err(err, BL_EINVAL, "an EAGLE-style drafter is one layer: %d blocks", c->n_blocks);
+    if (c->kind != BL_DRAFTER_MEDUSA && c->kind != BL_DRAFTER_EAGLE)
         return bli_err(err, BL_EINVAL, "drafter kind %d is not medusa (1) or eagle (2)", c->kind);
     if (c->n_heads < 1 || c->n_heads > BL_DRAFTER_MAX_HEADS)
         return bli_err(err, BL_EINVAL, "%d drafter heads: 1 to %d", c->n_heads, BL_DRAFTER_MAX_HEADS);
@@ -101,18 +102,31 @@ int bli_drafter_alloc(bl_drafter **out, const bl_model *model, const struct bl_d
                        bl_model_path(model));
     }
     int64_t D = d->cfg.d, V = d->cfg.n_vocab;
-    d->n_params = (int64_t)d->cfg.n_heads * d->cfg.n_blocks * bli_drafter_block_size(&d->cfg);
-    d->params = bli_calloc((size_t)d->n_params, sizeof(float));
     d->unembed_buf = bli_malloc_array((size_t)(V * D), sizeof(float));
-    if (!d->params || !d->unembed_buf) {
+    if (!d->unembed_buf) {
         bl_drafter_free(d);
-        return bli_err(err, BL_ENOMEM, "out of memory for a drafter of %" PRId64 " parameters", d->n_params);
+        return bli_err(err, BL_ENOMEM, "out of memory for the unembedding (%" PRId64 " x %" PRId64 ")", V, D);
     }
     size_t row = bl_dtype_row_bytes(w->output.type, D);
     for (int64_t v = 0; v < V; v++)
         bl_to_f32(w->output.type, (const unsigned char *)w->output.data + (size_t)v * row, d->unembed_buf + v * D,
                   D);
     d->unembed = d->unembed_buf;
+    if (d->cfg.kind == BL_DRAFTER_EAGLE) {
+        if ((rc = bli_eagle_alloc(&d->eagle, model, d->unembed, d->cfg.width, -1.0f, err))) {
+            bl_drafter_free(d);
+            return rc;
+        }
+        d->params = d->eagle->params;
+        d->n_params = d->eagle->n_params;
+    } else {
+        d->n_params = (int64_t)d->cfg.n_heads * d->cfg.n_blocks * bli_drafter_block_size(&d->cfg);
+        d->params = bli_calloc((size_t)d->n_params, sizeof(float));
+        if (!d->params) {
+            bl_drafter_free(d);
+            return bli_err(err, BL_ENOMEM, "out of memory for a drafter of %" PRId64 " parameters", d->n_params);
+        }
+    }
     *out = d;
     return BL_OK;
 }
@@ -127,6 +141,13 @@ int bl_drafter_new(bl_drafter **out, const bl_model *model, const struct bl_draf
     if ((rc = bli_drafter_alloc(out, model, &c, err)))
         return rc;
     bl_drafter *d = *out;
+    if (d->eagle) {
+        if ((rc = bli_eagle_init(d->eagle, seed, err))) {
+            bl_drafter_free(d);
+            *out = NULL;
+        }
+        return rc;
+    }
     if (d->cfg.width > 0) {   /* W1 ~ N(0, 1/d); W2 = 0, b1 = 0 */
         gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
         if (!g) {
@@ -152,7 +173,10 @@ void bl_drafter_free(bl_drafter *d)
 {
     if (!d)
         return;
-    free(d->params);
+    if (d->eagle)
+        bli_eagle_free(d->eagle);   /* its parameters with it */
+    else
+        free(d->params);
     free(d->unembed_buf);
     free(d);
 }
@@ -394,6 +418,9 @@ int bl_drafter_eval(const bl_drafter *dr, const float *h, int64_t n, float *logi
     const struct bl_drafter_config *c = &dr->cfg;
     int K = c->n_heads;
     int64_t V = c->n_vocab, d = c->d, nb = c->n_blocks;
+    if (dr->eagle)
+        return bli_err(err, BL_EUNSUPPORTED, "an EAGLE-style drafter drafts from a window of verified positions, "
+                       "not from one feature: bl_drafter_simulate");
     if (n <= 0)
         return BL_OK;
     struct head_ws w;
@@ -481,9 +508,14 @@ static int evaluate(const bl_drafter *dr, const struct bl_drafter_data *data, co
     return BL_OK;
 }
 
+static int eagle_eval(const bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *valid,
+                      double *loss, double *top1, bl_err *err);
+
 int bl_drafter_evaluate(const bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *mask,
                         double *loss, double *top1, bl_err *err)
 {
+    if (dr->eagle)
+        return eagle_eval(dr, data, mask, loss, top1, err);
     return evaluate(dr, data, mask, loss, top1, bli_threads(0), err);
 }
 
@@ -521,9 +553,56 @@ static int is_matrix(const struct bl_drafter_config *c, int64_t i)
     return o < h * c->d || o >= h * c->d + h;
 }
 
+/* Is parameter i of an EAGLE layer a matrix entry (decayed)? */
+static int eagle_matrix(const struct bli_eagle *e, int64_t i)
+{
+    static const int mats[] = {BLI_EAGLE_WFC, BLI_EAGLE_WQ, BLI_EAGLE_WK, BLI_EAGLE_WV,
+                               BLI_EAGLE_WO,  BLI_EAGLE_WG, BLI_EAGLE_WU, BLI_EAGLE_WD};
+    for (size_t k = 0; k < sizeof mats / sizeof mats[0]; k++)
+        if (i >= e->off[mats[k]] && i < e->off[mats[k]] + e->size[mats[k]])
+            return 1;
+    return 0;
+}
+
+/* One AdamW step s (0-based) on dr's parameters with gradient g: the global
+ * norm clipped, the rate warmed up linearly over `warm` steps and then
+ * decayed to 0 along a cosine; decay on the matrices only. */
+static void adamw(bl_drafter *dr, const float *g, float *m, float *v, int64_t s, int64_t warm,
+                  const struct bl_drafter_train_params *p)
+{
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    int64_t np = dr->n_params;
+    double gn = 0;
+    for (int64_t i = 0; i < np; i++)
+        gn += (double)g[i] * g[i];
+    gn = sqrt(gn);
+    float gs = p->clip > 0 && gn > p->clip ? (float)(p->clip / gn) : 1.0f;
+    double lr = p->lr;
+    if (s < warm)
+        lr *= (double)(s + 1) / (double)warm;
+    else if (p->steps > warm)
+        lr *= 0.5 * (1.0 + cos(M_PI * (double)(s - warm) / (double)(p->steps - warm)));
+    double bc1 = 1.0 - pow(b1, (double)(s + 1)), bc2 = 1.0 - pow(b2, (double)(s + 1));
+    float *th = dr->params;
+    for (int64_t i = 0; i < np; i++) {
+        float gi = g[i] * gs;
+        m[i] = (float)(b1 * m[i] + (1 - b1) * gi);
+        v[i] = (float)(b2 * v[i] + (1 - b2) * gi * gi);
+        double step = (m[i] / bc1) / (sqrt(v[i] / bc2) + eps);
+        if (p->weight_decay > 0 && (dr->eagle ? eagle_matrix(dr->eagle, i) : is_matrix(&dr->cfg, i)))
+            step += p->weight_decay * th[i];
+        th[i] = (float)(th[i] - lr * step);
+    }
+}
+
+static int train_eagle(bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *valid,
+                       const struct bl_drafter_train_params *p, struct bl_drafter_train_stats *st, bl_err *err);
+
 int bl_drafter_train(bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *valid,
                      const struct bl_drafter_train_params *p, struct bl_drafter_train_stats *st, bl_err *err)
 {
+    if (dr->eagle)
+        return train_eagle(dr, data, valid, p, st, err);
     const struct bl_drafter_config *c = &dr->cfg;
     int K = c->n_heads;
     int64_t D = c->d;
@@ -565,7 +644,6 @@ int bl_drafter_train(bl_drafter *dr, const struct bl_drafter_data *data, const u
     bli_blas_single_threaded();
     int nt = bli_threads(p->n_threads);
     int64_t warm = p->warmup >= 0 ? p->warmup : p->steps / 20, pos = ntr;
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
     double run_loss = 0;
     int64_t run_n = 0;
     for (int64_t s = 0; s < p->steps; s++) {
@@ -593,29 +671,7 @@ int bl_drafter_train(bl_drafter *dr, const struct bl_drafter_data *data, const u
             run_loss += loss;
             run_n++;
         }
-        /* clip the global norm */
-        double gn = 0;
-        for (int64_t i = 0; i < np; i++)
-            gn += (double)g[i] * g[i];
-        gn = sqrt(gn);
-        float gs = p->clip > 0 && gn > p->clip ? (float)(p->clip / gn) : 1.0f;
-        /* warm-up, then cosine to 0 */
-        double lr = p->lr;
-        if (s < warm)
-            lr *= (double)(s + 1) / (double)warm;
-        else if (p->steps > warm)
-            lr *= 0.5 * (1.0 + cos(M_PI * (double)(s - warm) / (double)(p->steps - warm)));
-        double bc1 = 1.0 - pow(b1, (double)(s + 1)), bc2 = 1.0 - pow(b2, (double)(s + 1));
-        float *th = dr->params;
-        for (int64_t i = 0; i < np; i++) {
-            float gi = g[i] * gs;
-            m[i] = (float)(b1 * m[i] + (1 - b1) * gi);
-            v[i] = (float)(b2 * v[i] + (1 - b2) * gi * gi);
-            double step = (m[i] / bc1) / (sqrt(v[i] / bc2) + eps);
-            if (p->weight_decay > 0 && is_matrix(c, i))
-                step += p->weight_decay * th[i];
-            th[i] = (float)(th[i] - lr * step);
-        }
+        adamw(dr, g, m, v, s, warm, p);
         int last = s + 1 == p->steps;
         if ((p->eval_every > 0 && (s + 1) % p->eval_every == 0) || last) {
             st->steps = s + 1;
@@ -643,6 +699,318 @@ out:
     free(v);
     free(x);
     free(t);
+    if (rng)
+        gsl_rng_free(rng);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- sequences */
+
+/* The runs of consecutive rows of one sequence among rows with want(i):
+ * start and length of each, in row order.  Returns the count, -1 when out
+ * of memory. */
+static int64_t runs(const struct bl_drafter_data *data, const unsigned char *mask, int holdout, int64_t **start,
+                    int64_t **len)
+{
+    int64_t n = 0, cap = 64;
+    *start = bli_malloc_array((size_t)cap, sizeof **start);
+    *len = bli_malloc_array((size_t)cap, sizeof **len);
+    if (!*start || !*len)
+        return -1;
+    for (int64_t i = 0; i < data->n;) {
+        int in = mask ? (mask[i] != 0) == holdout : 1;
+        if (!in) {
+            i++;
+            continue;
+        }
+        int64_t j = i + 1;
+        while (j < data->n && data->seq[j] == data->seq[i] && (mask ? (mask[j] != 0) == holdout : 1))
+            j++;
+        if (n == cap) {
+            cap *= 2;
+            int64_t *a = realloc(*start, (size_t)cap * sizeof *a), *b = a ? realloc(*len, (size_t)cap * sizeof *b) : NULL;
+            if (a)
+                *start = a;
+            if (!b)
+                return -1;
+            *len = b;
+        }
+        (*start)[n] = i;
+        (*len)[n] = j - i;
+        n++;
+        i = j;
+    }
+    return n;
+}
+
+/* K draft tokens at row t of the run starting at s0: Medusa from the row's
+ * feature, EAGLE from the window of verified rows up to t. */
+static int draft_at(const bl_drafter *dr, const struct bl_drafter_data *data, int64_t s0, int64_t t,
+                    struct bli_eagle_ws *ew, float *fx, int32_t *yx, int32_t *out, bl_err *err)
+{
+    int K = dr->cfg.n_heads;
+    int64_t D = data->d;
+    if (!dr->eagle)
+        return bl_drafter_eval(dr, data->feat + t * D, 1, NULL, out, NULL, err);
+    int64_t w0 = t - BLI_EAGLE_WINDOW + 1 > s0 ? t - BLI_EAGLE_WINDOW + 1 : s0, T = t - w0 + 1;
+    for (int64_t i = 0; i < T; i++) {
+        memcpy(fx + i * D, data->feat + (w0 + i) * D, (size_t)D * sizeof(float));
+        int32_t y = data->tok[(w0 + i) * (data->k + 1)];
+        yx[i] = y >= 0 && y < dr->cfg.n_vocab ? y : 0;
+    }
+    return bli_eagle_draft(dr->eagle, ew, fx, yx, T, w0 - s0, K, out, err);
+}
+
+int bl_drafter_simulate(const bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *mask,
+                        struct bl_drafter_sim *out, bl_err *err)
+{
+    int K = dr->cfg.n_heads, kk = data->k + 1;
+    memset(out, 0, sizeof *out);
+    if (data->d != dr->cfg.d || data->k < K)
+        return bli_err(err, BL_EINVAL, "training set of width %" PRId64 " and %d tokens ahead for a drafter of width "
+                       "%" PRId64 " and %d heads", data->d, data->k, dr->cfg.d, K);
+    int64_t *st = NULL, *ln = NULL;
+    int64_t nr = runs(data, mask, 1, &st, &ln);
+    struct bli_eagle_ws ew = {0};
+    float *fx = bli_malloc_array((size_t)(BLI_EAGLE_WINDOW * data->d), sizeof *fx);
+    int32_t *yx = bli_malloc_array(BLI_EAGLE_WINDOW, sizeof *yx);
+    int rc = BL_OK;
+    if (nr < 0 || !fx || !yx)
+        rc = bli_err(err, BL_ENOMEM, "out of memory");
+    else if (dr->eagle)
+        rc = bli_eagle_ws_init(&ew, dr->eagle, BLI_EAGLE_WINDOW + K, err);
+    bli_blas_single_threaded();
+    for (int64_t r = 0; r < nr && !rc; r++) {
+        int64_t s0 = st[r], n = ln[r];
+        out->sequences++;
+        for (int64_t t = 0; t < n && !rc;) {
+            int32_t dft[BL_DRAFTER_MAX_HEADS];
+            if ((rc = draft_at(dr, data, s0, s0 + t, &ew, fx, yx, dft, err)))
+                break;
+            const int32_t *truth = data->tok + (s0 + t) * kk;
+            int a = 0;
+            while (a < K && truth[1 + a] >= 0 && dft[a] == truth[1 + a])
+                a++;
+            for (int j = 0; j < K; j++)
+                if (truth[1 + j] >= 0) {
+                    out->compared[j]++;
+                    out->agree[j] += dft[j] == truth[1 + j];
+                }
+            int64_t got = a + 1 < n - t ? a + 1 : n - t;
+            out->tokens += got;
+            out->passes++;
+            t += got;
+        }
+    }
+    out->tokens_per_pass = out->passes ? (double)out->tokens / (double)out->passes : NAN;
+    if (dr->eagle)
+        bli_eagle_ws_release(&ew);
+    free(fx);
+    free(yx);
+    free(st);
+    free(ln);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- EAGLE training */
+
+/* The loss of one window [s, s + T) of a run (teacher-forced): token
+ * targets x_{t+2} = tok[.][1], feature targets the next row's feature
+ * within the window. */
+static double eagle_window(const bl_drafter *dr, const struct bl_drafter_data *data, int64_t s, int64_t T,
+                           int64_t pos0, struct bli_eagle_ws *w, int32_t *y, int32_t *tgt, unsigned char *fm,
+                           float *grad, bl_err *err)
+{
+    int64_t V = dr->cfg.n_vocab, kk = data->k + 1;
+    for (int64_t i = 0; i < T; i++) {
+        int32_t a = data->tok[(s + i) * kk], b = data->tok[(s + i) * kk + 1];
+        y[i] = a >= 0 && a < V ? a : 0;
+        tgt[i] = b >= 0 && b < V ? b : -1;
+        fm[i] = i + 1 < T;
+    }
+    return bli_eagle_loss(dr->eagle, w, data->feat + s * data->d, y, T, pos0, tgt, data->feat + (s + 1) * data->d, fm,
+                          grad, err);
+}
+
+static int eagle_eval(const bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *valid,
+                      double *loss, double *top1, bl_err *err)
+{
+    int K = dr->cfg.n_heads;
+    int64_t *st = NULL, *ln = NULL, nr = runs(data, valid, 1, &st, &ln);
+    struct bli_eagle_ws w = {0};
+    int32_t y[BLI_EAGLE_WINDOW], tgt[BLI_EAGLE_WINDOW];
+    unsigned char fm[BLI_EAGLE_WINDOW];
+    int rc = nr < 0 ? bli_err(err, BL_ENOMEM, "out of memory") : bli_eagle_ws_init(&w, dr->eagle, BLI_EAGLE_WINDOW, err);
+    double sum = 0;
+    int64_t cnt = 0;
+    for (int64_t r = 0; r < nr && !rc; r++)
+        for (int64_t o = 0; o < ln[r] && !rc; o += BLI_EAGLE_WINDOW) {
+            int64_t T = ln[r] - o < BLI_EAGLE_WINDOW ? ln[r] - o : BLI_EAGLE_WINDOW;
+            double l = eagle_window(dr, data, st[r] + o, T, o, &w, y, tgt, fm, NULL, err);
+            if (isnan(l))
+                rc = err ? err->code : BL_EINVAL;
+            sum += l;
+            cnt++;
+        }
+    if (nr >= 0)
+        bli_eagle_ws_release(&w);
+    free(st);
+    free(ln);
+    if (rc)
+        return rc;
+    struct bl_drafter_sim sim;
+    if ((rc = bl_drafter_simulate(dr, data, valid, &sim, err)))
+        return rc;
+    if (loss)
+        *loss = cnt ? sum / (double)cnt : NAN;
+    for (int j = 0; j < K; j++)
+        if (top1)
+            top1[j] = sim.compared[j] ? (double)sim.agree[j] / (double)sim.compared[j] : NAN;
+    return BL_OK;
+}
+
+static int train_eagle(bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *valid,
+                       const struct bl_drafter_train_params *p, struct bl_drafter_train_stats *st, bl_err *err)
+{
+    enum { W = BLI_EAGLE_WINDOW };
+    int K = dr->cfg.n_heads;
+    memset(st, 0, sizeof *st);
+    if (data->d != dr->cfg.d || data->k < 1 || !data->seq)
+        return bli_err(err, BL_EINVAL, "training set of width %" PRId64 " for a drafter of width %" PRId64, data->d,
+                       dr->cfg.d);
+    if (p->steps < 0 || p->batch < 1 || p->batch > 1 << 20 || !(p->lr > 0) || !(p->weight_decay >= 0) ||
+        !(p->clip >= 0))
+        return bli_err(err, BL_EINVAL, "training parameters out of range (steps %" PRId64 ", batch %" PRId64
+                       ", lr %g, weight decay %g, clip %g)", p->steps, p->batch, (double)p->lr,
+                       (double)p->weight_decay, (double)p->clip);
+    double t0 = now();
+    for (int64_t i = 0; i < data->n; i++)
+        if (valid && valid[i])
+            st->n_valid++;
+        else
+            st->n_train++;
+    /* training windows: each run of training rows cut into windows of W */
+    int64_t *rs = NULL, *rl = NULL, nr = runs(data, valid, 0, &rs, &rl), nw = 0;
+    for (int64_t r = 0; r < nr; r++)
+        nw += (rl[r] + W - 1) / W;
+    int64_t *ws_ = nr >= 0 ? bli_malloc_array((size_t)(nw ? nw : 1), 3 * sizeof(int64_t)) : NULL;
+    int64_t np = dr->n_params, per = p->batch / W > 0 ? p->batch / W : 1;   /* windows per step */
+    int nt = bli_threads(p->n_threads);
+    if (nt > per)
+        nt = (int)per;
+    float *g = bli_malloc_array((size_t)np, sizeof *g), *m = bli_calloc((size_t)np, sizeof *m),
+          *v = bli_calloc((size_t)np, sizeof *v), *gw = bli_malloc_array((size_t)(per * np), sizeof *gw);
+    double *lw = bli_malloc_array((size_t)per, sizeof *lw);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    int rc = BL_OK;
+    if (nr < 0 || !ws_ || !g || !m || !v || !gw || !lw || !rng) {
+        rc = bli_err(err, BL_ENOMEM, "out of memory for training %" PRId64 " parameters", np);
+        goto out;
+    }
+    if (nw == 0) {
+        rc = bli_err(err, BL_EINVAL, "no training rows");
+        goto out;
+    }
+    for (int64_t r = 0, k = 0; r < nr; r++)
+        for (int64_t o = 0; o < rl[r]; o += W, k++) {
+            ws_[3 * k] = rs[r] + o;
+            ws_[3 * k + 1] = rl[r] - o < W ? rl[r] - o : W;
+            ws_[3 * k + 2] = o;
+        }
+    gsl_rng_set(rng, (unsigned long)(p->seed ^ (p->seed >> 32)) + 7);
+    int64_t *order = bli_malloc_array((size_t)nw, sizeof *order);
+    if (!order) {
+        rc = bli_err(err, BL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < nw; i++)
+        order[i] = i;
+    bli_blas_single_threaded();
+    int64_t warm = p->warmup >= 0 ? p->warmup : p->steps / 20, pos = nw;
+    double run_loss = 0;
+    int64_t run_n = 0;
+    for (int64_t s = 0; s < p->steps && !rc; s++) {
+        int64_t *pk = bli_malloc_array((size_t)per, sizeof *pk);
+        if (!pk) {
+            rc = bli_err(err, BL_ENOMEM, "out of memory");
+            break;
+        }
+        for (int64_t b = 0; b < per; b++) {
+            if (pos >= nw) {
+                gsl_ran_shuffle(rng, order, (size_t)nw, sizeof *order);
+                pos = 0;
+            }
+            pk[b] = order[pos++];
+        }
+        int failed = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+        {
+            struct bli_eagle_ws w;
+            int32_t y[W], tgt[W];
+            unsigned char fm[W];
+            bl_err e2;
+            if (bli_eagle_ws_init(&w, dr->eagle, W, &e2))
+                failed = 1;
+            else {
+#pragma omp for schedule(static)
+                for (int64_t b = 0; b < per; b++) {
+                    const int64_t *x = ws_ + 3 * pk[b];
+                    lw[b] = eagle_window(dr, data, x[0], x[1], x[2], &w, y, tgt, fm, gw + b * np, &e2);
+                    if (isnan(lw[b]))
+                        failed = 1;
+                }
+                bli_eagle_ws_release(&w);
+            }
+        }
+        free(pk);
+        if (failed) {
+            rc = bli_err(err, BL_ENOMEM, "EAGLE training step %" PRId64 " failed", s + 1);
+            break;
+        }
+        /* the mean over the windows, summed in window order */
+        double loss = 0;
+        for (int64_t i = 0; i < np; i++) {
+            double acc = 0;
+            for (int64_t b = 0; b < per; b++)
+                acc += gw[b * np + i];
+            g[i] = (float)(acc / (double)per);
+        }
+        for (int64_t b = 0; b < per; b++)
+            loss += lw[b] / (double)per;
+        run_loss += loss;
+        run_n++;
+        adamw(dr, g, m, v, s, warm, p);
+        int last = s + 1 == p->steps;
+        if ((p->eval_every > 0 && (s + 1) % p->eval_every == 0) || last) {
+            st->steps = s + 1;
+            st->train_loss = run_n ? run_loss / (double)run_n : NAN;
+            run_loss = 0;
+            run_n = 0;
+            st->valid_loss = NAN;
+            for (int j = 0; j < K; j++)
+                st->top1[j] = NAN;
+            if (st->n_valid && (rc = eagle_eval(dr, data, valid, &st->valid_loss, st->top1, err)))
+                break;
+            if (p->progress &&
+                p->progress(p->progress_user, s + 1, p->steps, st->train_loss, st->valid_loss, st->top1, K)) {
+                rc = bli_err(err, BL_ESTOPPED, "stopped at step %" PRId64, s + 1);
+                break;
+            }
+        }
+    }
+    free(order);
+    if (!rc)
+        st->steps = p->steps;
+out:
+    st->seconds = now() - t0;
+    free(rs);
+    free(rl);
+    free(ws_);
+    free(g);
+    free(m);
+    free(v);
+    free(gw);
+    free(lw);
     if (rng)
         gsl_rng_free(rng);
     return rc;

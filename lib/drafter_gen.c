@@ -44,6 +44,7 @@
 #include <bitlens/ctx.h>
 #include <bitlens/tokenizer.h>
 
+#include "drafter_eagle.h"
 #include "drafter_internal.h"
 #include "internal.h"
 
@@ -102,7 +103,23 @@ struct gen {
     int32_t *greedy;      /* [n_gen] the main model's greedy token at each
                              slot given seq before it; -1 unknown */
     int32_t *pend;        /* [n_gen x K] head j's draft for slot s; -1 none */
+
+    /* EAGLE: the verified history from the prompt's last position on: the
+     * feature at each position and the token after it */
+    float *hf;            /* [(n_gen + 1) x D] */
+    int32_t *hy;          /* [n_gen + 1] */
+    int64_t nh;
+    struct bli_eagle_ws ew;
 };
+
+/* EAGLE: append position's feature (a hook row) and the token after it. */
+static void hist_add(struct gen *g, const float *f, int32_t next)
+{
+    if (!g->hf || g->nh > g->p->n_gen)
+        return;
+    memcpy(g->hf + g->nh * g->D, f, (size_t)g->D * sizeof(float));
+    g->hy[g->nh++] = next;
+}
 
 /* First maximum of z[0..n-1] (as bl_argmax) and its gap to the best other
  * value (INFINITY when n is 1). */
@@ -133,9 +150,22 @@ static int eval(struct gen *g, const int32_t *toks, int64_t n, int all)
     return BL_OK;
 }
 
-/* Draft slots s+1 .. s+K from hook row `row` (the position predicting s). */
+/* Draft slots s+1 .. s+K from hook row `row` (the position predicting s);
+ * EAGLE drafts from the last BLI_EAGLE_WINDOW entries of the history,
+ * which end at that position. */
 static int draft_from(struct gen *g, int64_t row, int64_t s)
 {
+    if (g->d->eagle) {
+        int64_t T = g->nh < BLI_EAGLE_WINDOW ? g->nh : BLI_EAGLE_WINDOW, w0 = g->nh - T;
+        int rc = bli_eagle_draft(g->d->eagle, &g->ew, g->hf + w0 * g->D, g->hy + w0, T, w0, g->K, g->draft, g->err);
+        if (rc)
+            return rc;
+        g->draft0 = s + 1;
+        for (int j = 0; j < g->K; j++)
+            if (s + 1 + j < g->p->n_gen)
+                g->pend[(s + 1 + j) * g->K + j] = g->draft[j];
+        return BL_OK;
+    }
     int rc = bl_drafter_eval(g->d, g->hook + row * g->D, 1, g->dlogits, NULL, NULL, g->err);
     if (rc)
         return rc;
@@ -210,6 +240,8 @@ static int run_verify(struct gen *g)
         if (g->done)
             break;
         int64_t row = a;
+        for (int64_t j = 0; j < a; j++)   /* rows 0 .. a-1 are verified, each followed by its draft */
+            hist_add(g, g->hook + j * g->D, g->draft[j]);
         if (tie >= 0) {
             /* slot s + a from exact logits: positions E .. P + a alone */
             int64_t last = P + a;
@@ -230,6 +262,7 @@ static int run_verify(struct gen *g)
         } else if ((rc = bl_ctx_rewind(g->ctx, P + a + 1))) {
             return bli_err(g->err, rc, "%s", bl_ctx_errmsg(g->ctx));
         }
+        hist_add(g, g->hook + row * g->D, y);
         emit(g, y);
         if (!g->done && (rc = draft_from(g, row, s + a)))
             return rc;
@@ -272,6 +305,9 @@ static int run_fast(struct gen *g)
                 }
             }
         }
+        for (int64_t i = 0; i + 1 < L; i++)
+            hist_add(g, g->hook + i * g->D, batch[i + 1]);
+        hist_add(g, g->hook + (L - 1) * g->D, y);
         s0 += L;
         emit(g, y);
         if (g->done)
@@ -368,6 +404,14 @@ int bl_drafter_generate(struct bl_ctx *ctx, const bl_drafter *d, const int32_t *
     g.seq = bli_malloc_array((size_t)p.n_gen, sizeof(int32_t));
     g.greedy = bli_malloc_array((size_t)p.n_gen, sizeof(int32_t));
     g.pend = bli_malloc_array((size_t)(p.n_gen * K), sizeof(int32_t));
+    if (d->eagle) {
+        g.hf = bli_malloc_array((size_t)((p.n_gen + 1) * g.D), sizeof(float));
+        g.hy = bli_malloc_array((size_t)(p.n_gen + 1), sizeof(int32_t));
+        if (!g.hf || !g.hy || bli_eagle_ws_init(&g.ew, d->eagle, BLI_EAGLE_WINDOW + K, err)) {
+            rc = bli_err(err, BL_ENOMEM, "out of memory for the drafter's window");
+            goto fail;
+        }
+    }
     if (!g.logits || !g.hook || !g.dlogits || !g.seq || !g.greedy || !g.pend) {
         rc = bli_err(err, BL_ENOMEM, "out of memory for %" PRId64 " tokens of generation", p.n_gen);
         goto fail;
@@ -394,6 +438,7 @@ int bl_drafter_generate(struct bl_ctx *ctx, const bl_drafter *d, const int32_t *
     float gap;
     int32_t y = top2(g.logits, g.Vt, &gap);
     g.greedy[0] = y;
+    hist_add(&g, g.hook, y);
     emit(&g, y);
     if (!g.done && (rc = draft_from(&g, 0, 0)))
         goto fail;
@@ -422,5 +467,9 @@ fail:
     free(g.seq);
     free(g.greedy);
     free(g.pend);
+    free(g.hf);
+    free(g.hy);
+    if (d->eagle)
+        bli_eagle_ws_release(&g.ew);
     return rc;
 }

@@ -10,14 +10,21 @@
  *   W1 [h x d], b1 [h], then W2 [d x h] when width > 0,
  * with h = width ? width : d.  Tensor names in files:
  *   drafter.heads.J.blocks.B.w1 / .b1 / .w2   (J from 1, B from 0). */
+struct bli_eagle;
+
 struct bl_drafter {
     struct bl_drafter_config cfg;
     const bl_model *model;
-    float *params;
+    float *params;            /* EAGLE: the layer's (owned by eagle) */
     int64_t n_params;
+    struct bli_eagle *eagle;  /* BL_DRAFTER_EAGLE: the layer */
     float *unembed_buf;       /* the unembedding as f32 [n_vocab x d] */
     const float *unembed;
 };
+
+/* EAGLE: the window of verified steps a draft reads, and the window
+ * length trained on. */
+#define BLI_EAGLE_WINDOW 16
 
 /* Hidden width of a block. */
 static inline int64_t bli_drafter_hidden(const struct bl_drafter_config *c)

@@ -19,7 +19,12 @@
  *   drafter.heads.J.blocks.B.w1   W1 [h x d]   GGUF ne {d, h}
  *   drafter.heads.J.blocks.B.b1   b1 [h]       ne {h}
  *   drafter.heads.J.blocks.B.w2   W2 [d x h]   ne {h, d}, only when width > 0
- * and nothing else.
+ * and nothing else; an EAGLE-style drafter (n_blocks 1, width = its SwiGLU
+ * width m) has instead the tensors of lib/drafter_eagle.h, f32:
+ *   drafter.eagle.fc.weight [d x 2d], fc.bias [d], norm1.weight [d],
+ *   attn.q/k/v/o.weight [d x d], norm2.weight [d], mlp.gate.weight and
+ *   mlp.up.weight [m x d], mlp.down.weight [d x m]   (names as
+ *   bli_eagle_tensor_name gives them, after "drafter.eagle.")
  *
  * The loader checks the identity first (dim, vocabulary size, and the
  * sha256 when both sides know it, else the name), so a drafter for another
@@ -32,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "drafter_eagle.h"
 #include "drafter_internal.h"
 #include "internal.h"
 #include <bitlens/gguf.h>
@@ -46,6 +52,20 @@ static const char *kind_name(int kind)
     case BL_DRAFTER_MEDUSA: return "medusa";
     case BL_DRAFTER_EAGLE: return "eagle";
     default: return NULL;
+    }
+}
+
+/* EAGLE tensor t's file name and GGUF shape (ne, innermost first). */
+static int eagle_tensor(const struct bli_eagle *e, int t, char *name, size_t cap, int64_t *ne)
+{
+    snprintf(name, cap, "drafter.eagle.%s", bli_eagle_tensor_name(t));
+    int64_t d = e->d, m = e->m;
+    switch (t) {
+    case BLI_EAGLE_WFC: ne[0] = 2 * d; ne[1] = d; return 2;
+    case BLI_EAGLE_BFC: case BLI_EAGLE_G1: case BLI_EAGLE_G2: ne[0] = d; return 1;
+    case BLI_EAGLE_WG: case BLI_EAGLE_WU: ne[0] = d; ne[1] = m; return 2;
+    case BLI_EAGLE_WD: ne[0] = m; ne[1] = d; return 2;
+    default: ne[0] = d; ne[1] = d; return 2;   /* q, k, v, o */
     }
 }
 
@@ -82,13 +102,20 @@ int bl_drafter_save(const bl_drafter *d, const char *path, bl_err *err)
     SET(bl_gguf_writer_set_str(w, "bitlens.drafter.kind", kind));
     SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.n_heads", (uint32_t)c->n_heads));
     SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.n_blocks", (uint32_t)c->n_blocks));
-    SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.width", (uint32_t)c->width));
+    SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.width", (uint32_t)(d->eagle ? d->eagle->m : c->width)));
     SET(bl_gguf_writer_set_str(w, "bitlens.drafter.hook", c->hook));
     SET(bl_gguf_writer_set_str(w, "bitlens.drafter.model.name", c->model_name));
     SET(bl_gguf_writer_set_str(w, "bitlens.drafter.model.sha256", c->model_sha256));
     SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.model.dim", (uint32_t)c->d));
     SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.model.n_vocab", (uint32_t)c->n_vocab));
-    for (int j = 0; j < c->n_heads; j++)
+    if (d->eagle) {
+        for (int t = 0; t < BLI_EAGLE_N_TENSORS; t++) {
+            int64_t ne[2];
+            int nd = eagle_tensor(d->eagle, t, tn, sizeof tn, ne);
+            SET(bl_gguf_writer_add_tensor(w, tn, BL_F32, nd, ne, d->params + d->eagle->off[t]));
+        }
+    }
+    for (int j = 0; j < c->n_heads && !d->eagle; j++)
         for (int b = 0; b < c->n_blocks; b++) {
             const int64_t ne_w1[2] = {D, h}, ne_b1[1] = {h}, ne_w2[2] = {h, D};
             tensor_name(tn, sizeof tn, j, b, "w1");
@@ -306,6 +333,30 @@ static int expected_tensor(const struct bl_drafter_config *c, const char *name)
     return strcmp(p, ".w1") == 0 || strcmp(p, ".b1") == 0 || (c->width > 0 && strcmp(p, ".w2") == 0);
 }
 
+static int read_eagle(const bl_gguf *g, const char *path, bl_drafter *d, bl_err *err)
+{
+    char tn[64];
+    int rc;
+    for (int64_t i = 0; i < bl_gguf_n_tensors(g); i++) {
+        const char *name = bl_gguf_tensor(g, i)->name;
+        int known = 0;
+        for (int t = 0; t < BLI_EAGLE_N_TENSORS && !known; t++) {
+            int64_t ne[2];
+            eagle_tensor(d->eagle, t, tn, sizeof tn, ne);
+            known = strcmp(tn, name) == 0;
+        }
+        if (!known)
+            return bli_err(err, BL_EFORMAT, "%s: tensor '%s' is not part of an EAGLE-style drafter", path, name);
+    }
+    for (int t = 0; t < BLI_EAGLE_N_TENSORS; t++) {
+        int64_t ne[2];
+        int nd = eagle_tensor(d->eagle, t, tn, sizeof tn, ne);
+        if ((rc = read_tensor(g, path, tn, nd, ne, d->params + d->eagle->off[t], err)))
+            return rc;
+    }
+    return BL_OK;
+}
+
 static int read_params(const bl_gguf *g, const char *path, bl_drafter *d, bl_err *err)
 {
     const struct bl_drafter_config *c = &d->cfg;
@@ -313,6 +364,8 @@ static int read_params(const bl_gguf *g, const char *path, bl_drafter *d, bl_err
     const int64_t ne_w1[2] = {D, h}, ne_b1[1] = {h}, ne_w2[2] = {h, D};
     char tn[64];
     int rc;
+    if (d->eagle)
+        return read_eagle(g, path, d, err);
     for (int64_t i = 0; i < bl_gguf_n_tensors(g); i++) {
         const char *name = bl_gguf_tensor(g, i)->name;
         if (!expected_tensor(c, name))

@@ -143,7 +143,9 @@ is "progress: a line with step, held-out loss and top-1 per head every 20 steps"
 check "the summary names the file, the steps, the rows and the held-out prompts (10, 20, 30)" \
     grep -q "^bitlens train: $tmp/a.gguf: 60 steps in [0-9.]* s on 432 rows; held-out (48 rows) loss $f nats, top-1 per head $f $f $f $f\$" \
     "$tmp/a.err"
-is "stderr: nothing else (no error, no warning)" "$(wc -l <"$tmp/a.err" | tr -d ' ')" 5
+check "the held-out decoding, simulated: tokens per model pass" \
+    grep -q "^bitlens train: held-out decoding in verify mode (simulated on 3 continuations): $f tokens per model pass ([0-9]* tokens, [0-9]* passes)\$" "$tmp/a.err"
+is "stderr: nothing else (no error, no warning)" "$(wc -l <"$tmp/a.err" | tr -d ' ')" 6
 check "stderr not a terminal: no carriage returns or escapes" \
     test -z "$(tr -d '\n' <"$tmp/a.err" | tr -d '[:print:]')"
 h_top1=$(sed -n 's/.*top-1 per head \([0-9.]*\) .*/\1/p' "$tmp/a.err")
@@ -307,8 +309,8 @@ err "no --drafter" "--drafter medusa|eagle is required" -m "$M" -z "$Z" --corpus
 err "no -m" "-m MODEL is required" --drafter medusa -z "$Z" --corpus "$T" -o "$O"
 err "no --corpus" "--corpus TEXT is required" --drafter medusa -m "$M" -z "$Z" -o "$O"
 err "--drafter hydra" "--drafter 'hydra': medusa or eagle" --drafter hydra -m "$M" -z "$Z" --corpus "$T" -o "$O"
-err "--drafter eagle (not built)" "EAGLE-style drafters are not built yet" \
-    --drafter eagle -m "$M" -z "$Z" --corpus "$T" -o "$O"
+err "--drafter eagle --blocks 2" "an EAGLE-style drafter is one layer: 2 blocks" \
+    --drafter eagle -m "$M" -z "$Z" --corpus "$T" --blocks 2 -o "$O"
 err "--heads 0" "--heads 0: out of range \[1, 16\]" --drafter medusa -m "$M" -z "$Z" --corpus "$T" --heads 0 -o "$O"
 err "--heads 17" "--heads 17: out of range \[1, 16\]" --drafter medusa -m "$M" -z "$Z" --corpus "$T" --heads 17 -o "$O"
 err "--blocks 65" "--blocks 65: out of range \[1, 64\]" --drafter medusa -m "$M" -z "$Z" --corpus "$T" --blocks 65 -o "$O"
@@ -332,6 +334,15 @@ err "--valid-every 1 (every row held out)" "no training rows" \
     --drafter medusa -m "$M" -z "$Z" --corpus "$T" --prompts 4 --gen 4 --valid-every 1 -o "$O"
 err "an output directory that does not exist" "cannot write in" \
     --drafter medusa -m "$M" -z "$Z" --corpus "$T" --prompts 4 --gen 4 --steps 2 -o "$tmp/no/such/dir/e.gguf"
+
+# ------------------------------------------------------------------ an EAGLE-style drafter
+rc=0
+"$BL_BIN" train --drafter eagle -m "$M" -z "$Z" --corpus "$T" --prompts 30 --gen 16 --steps 40 --eval-every 20 \
+    -o "$tmp/eagle.gguf" >"$tmp/eg.out" 2>"$tmp/eg.err" || rc=$?
+ok_run eg "--drafter eagle: a small training"
+"$BL_BIN" info "$tmp/eagle.gguf" >"$tmp/eg.info" 2>&1
+check "--drafter eagle: the file is an eagle drafter of 4 heads, width 256" \
+    sh -c 'grep -q "^kind: *eagle\$" "$1" && grep -q "^n_heads: *4\$" "$1" && grep -q "^width: *256\$" "$1"' sh "$tmp/eg.info"
 
 # ------------------------------------------------------------------ bitlens info on a drafter
 "$BL_BIN" info "$tmp/a.gguf" >"$tmp/info.out" 2>"$tmp/info.err"

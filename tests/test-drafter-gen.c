@@ -448,6 +448,41 @@ int main(void)
     verify_is_greedy("random", rnd, NULL);
     verify_is_greedy("trained", trn, &tpp_trn);
     diag("untrained drafter, VERIFY: %.3f tokens per pass", tpp_rep);
+
+    /* ---- EAGLE-style: untrained, trained on the same rows, and the
+     * trained one through its file */
+    {
+        struct bl_drafter_config c = {0};
+        bl_drafter *eu = NULL, *et = NULL, *el = NULL;
+        c.kind = BL_DRAFTER_EAGLE;
+        c.n_heads = 4;
+        c.n_blocks = 1;
+        c.width = 128;
+        int rc = bl_drafter_new(&eu, model, &c, 3, &err) || bl_drafter_new(&et, model, &c, 3, &err);
+        ok(rc == 0 && train(et) == 0, "EAGLE-style drafters: made, one trained on the greedy continuations%s%s",
+           rc ? ": " : "", rc ? err.msg : "");
+        if (eu && et) {
+            double tpp_eu = 0, tpp_et = 0;
+            verify_is_greedy("EAGLE untrained", eu, &tpp_eu);
+            verify_is_greedy("EAGLE trained", et, &tpp_et);
+            ok(tpp_eu >= 1.0 && tpp_et > 2.0, "EAGLE tokens per pass: untrained %.3f >= 1, trained %.3f > 2", tpp_eu,
+               tpp_et);
+            char *dir = tmp_dir(), path[4200];
+            snprintf(path, sizeof path, "%s/eagle.gguf", dir);
+            rc = bl_drafter_save(et, path, &err) || bl_drafter_load(&el, path, model, &err);
+            ok(rc == 0 && el && el->n_params == et->n_params &&
+                   memcmp(el->params, et->params, (size_t)et->n_params * sizeof(float)) == 0 &&
+                   bl_drafter_config(el)->kind == BL_DRAFTER_EAGLE,
+               "EAGLE drafter file: saved and loaded bit for bit%s%s", rc ? ": " : "", rc ? err.msg : "");
+            if (el)
+                verify_is_greedy("EAGLE loaded", el, NULL);
+            rm_rf(dir);
+            free(dir);
+        }
+        bl_drafter_free(eu);
+        bl_drafter_free(et);
+        bl_drafter_free(el);
+    }
     ok(tpp_rep >= 1.0 && tpp_trn > 2.0, "tokens per pass: untrained %.3f >= 1, trained %.3f > 2", tpp_rep, tpp_trn);
     {
         struct bl_spec_params p = bl_spec_default_params();

@@ -495,7 +495,8 @@ static void bad_keys(const char *gguf_model)
                "an unknown kind");
     w = fmt_writer(d, NULL, NULL);
     bl_gguf_writer_set_str(w, "bitlens.drafter.kind", "eagle");
-    expect_err(finish(w, "eagle.gguf"), model, BL_EUNSUPPORTED, "EAGLE", NULL, NULL, "an eagle drafter");
+    expect_err(finish(w, "eagle.gguf"), model, BL_EINVAL, "EAGLE-style drafter is one layer", NULL, NULL,
+               "an eagle drafter of 2 blocks");
     w = fmt_writer(d, NULL, NULL);
     bl_gguf_writer_set_u32(w, "bitlens.drafter.kind", 1);
     expect_err(finish(w, "kind-int.gguf"), model, BL_EFORMAT, "'bitlens.drafter.kind'", "uint32", NULL,

@@ -242,6 +242,42 @@ static void test_training(void)
     ok(st[0].n_train == N - N / 5 && st[0].n_valid == N / 5, "%" PRId64 " training rows, %" PRId64 " held out",
        st[0].n_train, st[0].n_valid);
 
+    /* EAGLE-style: windows of one sequence; the same seed twice, and one
+     * thread against two, give the same parameters */
+    {
+        struct bl_drafter_config ec = {0};
+        ec.kind = BL_DRAFTER_EAGLE;
+        ec.n_heads = K;
+        ec.n_blocks = 1;
+        ec.width = 64;
+        bl_drafter *e[3];
+        int erc = 0;
+        for (int i = 0; i < 3; i++)
+            erc |= bl_drafter_new(&e[i], model, &ec, 5, &err);
+        struct bl_drafter_train_params ep = bl_drafter_train_default_params();
+        ep.steps = 40;
+        ep.batch = 64;
+        ep.eval_every = 0;
+        ep.n_threads = 2;
+        struct bl_drafter_train_stats es[3];
+        double before = 0, after = 0;
+        if (!erc) {
+            bl_drafter_evaluate(e[0], &data, valid, &before, NULL, &err);
+            erc |= bl_drafter_train(e[0], &data, valid, &ep, &es[0], &err);
+            erc |= bl_drafter_train(e[1], &data, valid, &ep, &es[1], &err);
+            ep.n_threads = 1;
+            erc |= bl_drafter_train(e[2], &data, valid, &ep, &es[2], &err);
+            bl_drafter_evaluate(e[0], &data, valid, &after, NULL, &err);
+        }
+        ok(erc == 0 && after < before, "EAGLE-style: 40 steps lower the held-out loss %.3f -> %.3f nats%s%s", before,
+           after, erc ? ": " : "", erc ? err.msg : "");
+        ok(erc == 0 && memcmp(e[0]->params, e[1]->params, (size_t)e[0]->n_params * sizeof(float)) == 0 &&
+               memcmp(e[0]->params, e[2]->params, (size_t)e[0]->n_params * sizeof(float)) == 0,
+           "EAGLE-style: the same seed twice, and one thread against two, give identical parameters");
+        for (int i = 0; i < 3; i++)
+            bl_drafter_free(e[i]);
+    }
+
     /* errors */
     struct bl_drafter_train_params q = bl_drafter_train_default_params();
     q.batch = 0;

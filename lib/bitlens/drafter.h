@@ -13,6 +13,15 @@
  * for b1 = 0), so an untrained head predicts what the main model's head
  * predicts from the same feature.
  *
+ * EAGLE-style (Li et al. 2024): one causal decoder layer over the verified
+ * positions (the feature and the embedding of the token after it), whose
+ * output stands for the next feature and is read out by U; it drafts the
+ * K tokens autoregressively from a window of the last BLI_EAGLE_WINDOW (16)
+ * verified positions (lib/drafter_eagle.h).  It needs that history, so
+ * bl_drafter_eval() refuses it (BL_EUNSUPPORTED); bl_drafter_generate()
+ * and bl_drafter_simulate() keep the history.  width is its SwiGLU width
+ * (0: 4d), n_blocks 1.
+ *
  * Files: GGUF, general.architecture "bitlens-drafter", with the kind, K,
  * blocks, width, the hook, and the main model's name, dim, vocabulary size
  * and sha256 (of its first file); bl_drafter_load() refuses a drafter
@@ -147,6 +156,23 @@ struct bl_drafter_train_stats {
 /* Train d on data: rows with valid[i] != 0 are held out (NULL: none). */
 int bl_drafter_train(bl_drafter *d, const struct bl_drafter_data *data, const unsigned char *valid,
                      const struct bl_drafter_train_params *p, struct bl_drafter_train_stats *stats, bl_err *err);
+
+/* Greedy decoding in verify mode, simulated on a training set's held-out
+ * sequences (rows with mask[i] != 0, NULL: all, grouped by seq in row
+ * order; each sequence is a greedy continuation, as BL_TARGETS_SELF builds
+ * them): from its first row, draft K tokens, accept them while they equal
+ * the continuation's, move past the accepted ones and the model's own
+ * token, and count the passes.  Since verify mode's output is the greedy
+ * continuation, this is the decoding bitlens generate --drafter does
+ * (without its near-tie replays), with its tokens per pass; agree[j] /
+ * compared[j] is head j+1's top-1 agreement at the positions visited. */
+struct bl_drafter_sim {
+    int64_t tokens, passes, sequences;
+    double tokens_per_pass;
+    int64_t agree[BL_DRAFTER_MAX_HEADS], compared[BL_DRAFTER_MAX_HEADS];
+};
+int bl_drafter_simulate(const bl_drafter *d, const struct bl_drafter_data *data, const unsigned char *mask,
+                        struct bl_drafter_sim *out, bl_err *err);
 
 /* Held-out figures of d on rows with mask[i] != 0 (NULL: all). */
 int bl_drafter_evaluate(const bl_drafter *d, const struct bl_drafter_data *data, const unsigned char *mask,
