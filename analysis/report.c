@@ -33,6 +33,7 @@
 
 #include <bitlens/analysis.h>
 #include <bitlens/ctx.h>
+#include <bitlens/drafter.h>
 #include <bitlens/record.h>
 #include <bitlens/tensor.h>
 #include "internal.h"
@@ -112,6 +113,7 @@ struct unit {
     int32_t *tok;        /* token at each position, -1 unknown */
     int64_t n_tok;
     int64_t stat_next;   /* the position after its last STAT row */
+    int64_t drft_next;   /* the position after its last DRFT row */
     int64_t group;
     int role;            /* for the probe: ROLE_TRAIN, ROLE_VALID, ROLE_TEST */
 };
@@ -149,7 +151,16 @@ struct rep {
     gsl_rng *rng;                /* reservoirs, probe split */
     float *conv;                 /* [CONV_ROWS x max width] */
     int64_t chunks;
+    /* the drafter channel: K heads (0: none); per group g and token k of
+     * a pass (0: the main model's, j: head j's) DS sums at
+     * ds[(g * (K + 1) + k) * DS] */
+    int K;
+    double *ds;
+    double *acc;                 /* [G x 2]: accepted-length sum, positions */
+    int64_t drft_rows;
 };
+
+enum { DS_ENT, DS_ENT_N, DS_HIT, DS_KNOWN, DS_SURP, DS };
 
 static void note(struct bl_report *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(struct bl_report *o, const char *fmt, ...)
@@ -241,6 +252,10 @@ static int check_same(struct rep *r, int i, const char *ta, const char *tb)
     if (a->model_sha256 && b->model_sha256 && strcmp(a->model_sha256, b->model_sha256) != 0)
         return bli_err(r->err, BL_EMISMATCH, "%s and %s: recorded from different models (sha256 %.12s... and %.12s...)",
                        ta, tb, a->model_sha256, b->model_sha256);
+    if (a->drafter_heads != b->drafter_heads ||
+        (a->drafter_sha256 && b->drafter_sha256 && strcmp(a->drafter_sha256, b->drafter_sha256) != 0))
+        return bli_err(r->err, BL_EMISMATCH, "%s and %s: recorded with different drafters (or one without): record "
+                       "them alike to merge", ta, tb);
     if (a->dtype != b->dtype || a->n_hooks != b->n_hooks)
         return bli_err(r->err, BL_EMISMATCH, "%s and %s: different hooks or dtypes: record them alike to merge", ta, tb);
     for (int64_t k = 0; k < a->n_hooks; k++)
@@ -365,6 +380,10 @@ static int setup(struct rep *r, struct bl_trace_reader *const *rd)
         return oom(r);
     for (int64_t i = 0; i < r->n_units; i++)
         r->u[i].group = i % r->G;
+    r->K = m->drafter_heads;
+    if (r->K > 0 && (!(r->ds = bli_calloc((size_t)(r->G * (r->K + 1) * DS), sizeof(double))) ||
+                     !(r->acc = bli_calloc((size_t)(2 * r->G), sizeof(double)))))
+        return oom(r);
     r->ent.cap = r->ent_t.cap = r->surp.cap = SERIES_CAP;
     for (int64_t i = 0; i < 3 * r->L; i++)
         r->lens[i].cap = LENS_SERIES_CAP;
@@ -421,6 +440,12 @@ static int on_stats(struct rep *r, int t, const struct bl_trace_chunk *c, const 
             r->unigram[w.next]++;
             r->n_next++;
         }
+        if (r->K > 0 && w.next >= 0 && isfinite(w.surprisal)) {   /* the drafter channel's k = 1 */
+            double *d = r->ds + u->group * (r->K + 1) * DS;
+            d[DS_HIT] += w.rank == 1;
+            d[DS_KNOWN] += 1;
+            d[DS_SURP] += w.surprisal;
+        }
         r->out->n_positions++;
     }
     return BL_OK;
@@ -449,6 +474,53 @@ static int on_lens(struct rep *r, int t, const struct bl_trace_chunk *c, const c
             }
         }
     r->out->has_lens = 1;
+    return BL_OK;
+}
+
+static int on_drafter(struct rep *r, int t, const struct bl_trace_chunk *c, const char *name)
+{
+    struct bl_rec_drafter s;
+    struct bl_rec_drafter_head hd[BL_DRAFTER_MAX_HEADS];
+    int rc = bl_rec_parse_drafter(c, &s, r->err);
+    if (rc || (rc = check_rows(r, t, c, name, s.prompt, s.pos0, s.n)))
+        return rc;
+    if ((int)s.k != r->K)
+        return bad_chunk(r, c, name, r->K ? "head count differs from the header's recorded.drafter.n_heads"
+                                          : "drafter rows, and the header's recorded.drafter names none");
+    struct unit *u = &r->u[r->unit_base[t] + s.prompt];
+    if (s.pos0 != (uint64_t)u->drft_next)
+        return bad_chunk(r, c, name, "drafter rows out of order: positions of a prompt must follow each other");
+    u->drft_next = (int64_t)(s.pos0 + s.n);
+    int K = r->K;
+    double *d = r->ds + u->group * (K + 1) * DS, *acc = r->acc + 2 * u->group;
+    for (uint64_t i = 0; i < s.n; i++) {
+        bl_rec_drafter_row(&s, i, hd);
+        int all = 1, lead = 0, agree = 1;
+        for (int j = 0; j < K; j++) {
+            const struct bl_rec_drafter_head *h = &hd[j];
+            double *dj = d + (j + 1) * DS;
+            if (h->token < 0 || h->token >= r->V || h->rank < -1 || h->rank >= r->V)
+                return bad_chunk(r, c, name, "a drafted token or rank outside the vocabulary");
+            if (isfinite(h->entropy)) {
+                dj[DS_ENT] += h->entropy;
+                dj[DS_ENT_N] += 1;
+            }
+            if (h->rank >= 0 && isfinite(h->surprisal)) {
+                dj[DS_HIT] += h->rank == 0;
+                dj[DS_KNOWN] += 1;
+                dj[DS_SURP] += h->surprisal;
+            } else {
+                all = 0;
+            }
+            agree &= h->rank == 0;
+            lead += agree;
+        }
+        if (all) {
+            acc[0] += 1 + lead;
+            acc[1] += 1;
+        }
+        r->drft_rows++;
+    }
     return BL_OK;
 }
 
@@ -522,6 +594,8 @@ static int pass(struct rep *r, struct bl_trace_reader *const *rd)
                 rc = on_lens(r, t, &c, name);
             else if (c.type == BL_CHUNK_TENSOR && r->nh)
                 rc = on_tensor(r, t, &c, name);
+            else if (c.type == BL_CHUNK_DRAFTER)
+                rc = on_drafter(r, t, &c, name);
             if (rc)
                 return rc;
             r->chunks++;
@@ -627,6 +701,109 @@ static double boot_ment(const struct rep *r, const unsigned *W)
         n += W[g] * r->h_n[g];
     }
     return n > 0 ? s / n : NAN;
+}
+
+/* The drafter channel's figures for the group weights W (all 1: the
+ * point estimates): per token k of a pass, entropy, bits per pass, top-1
+ * and surprisal into v[k * 4 ..], the accepted length into v[4 (K+1)].
+ * ment: the main model's mean entropy under the same weights. */
+static void drafter_figures(const struct rep *r, const unsigned *W, double ment, double *v)
+{
+    int K = r->K;
+    double cum = 0;
+    for (int k = 0; k <= K; k++) {
+        double s[DS] = {0};
+        for (int64_t g = 0; g < r->G; g++) {
+            const double *d = r->ds + (g * (K + 1) + k) * DS;
+            double w = W ? W[g] : 1;
+            for (int q = 0; q < DS; q++)
+                s[q] += w * d[q];
+        }
+        double ent = k == 0 ? ment : s[DS_ENT_N] > 0 ? s[DS_ENT] / s[DS_ENT_N] : NAN;
+        cum += ent;
+        v[4 * k] = ent;
+        v[4 * k + 1] = cum;
+        v[4 * k + 2] = s[DS_KNOWN] > 0 ? s[DS_HIT] / s[DS_KNOWN] : NAN;
+        v[4 * k + 3] = s[DS_KNOWN] > 0 ? s[DS_SURP] / s[DS_KNOWN] : NAN;
+    }
+    double a = 0, n = 0;
+    for (int64_t g = 0; g < r->G; g++) {
+        double w = W ? W[g] : 1;
+        a += w * r->acc[2 * g];
+        n += w * r->acc[2 * g + 1];
+    }
+    v[4 * (K + 1)] = n > 0 ? a / n : NAN;
+}
+
+static int drafter_estimates(struct rep *r, const struct boot *bt)
+{
+    struct bl_report *o = r->out;
+    struct bl_report_drafter *dr = &o->drafter;
+    const struct bl_trace_meta *m = &r->meta[0];
+    int K = r->K;
+    if (K == 0)
+        return BL_OK;
+    if (r->drft_rows == 0) {
+        note(o, "the header names a drafter, but the trace holds no drafter rows (DRFT records)");
+        return BL_OK;
+    }
+    int64_t nv = 4 * (K + 1) + 1;
+    double *v = bli_malloc_array((size_t)nv, sizeof *v);
+    double *vb = bt->B ? bli_malloc_array((size_t)(nv * bt->B), sizeof *vb) : NULL;
+    if (!v || (bt->B && !vb) || !(dr->tok = bli_calloc((size_t)(K + 1), sizeof *dr->tok)) ||
+        (m->drafter_path && !(dr->path = bli_strdup(m->drafter_path))) ||
+        (m->drafter_sha256 && !(dr->sha256 = bli_strdup(m->drafter_sha256))) ||
+        !(dr->kind = bli_strdup(m->drafter_kind)) || !(dr->hook = bli_strdup(m->drafter_hook))) {
+        free(v);
+        free(vb);
+        return oom(r);
+    }
+    dr->n_heads = K;
+    dr->n_positions = r->drft_rows;
+    drafter_figures(r, NULL, o->mean_entropy.value, v);
+    for (int64_t b = 0; b < bt->B; b++)
+        drafter_figures(r, bt->W + b * r->G, bt->ment[b], vb + b * nv);
+    /* the replicates of figure i, gathered */
+    double *col = bt->B ? bli_malloc_array((size_t)bt->B, sizeof *col) : NULL;
+    if (bt->B && !col) {
+        free(v);
+        free(vb);
+        return oom(r);
+    }
+    for (int64_t i = 0; i < nv; i++) {
+        struct bl_estimate *e;
+        int k = (int)(i / 4);
+        if (i == nv - 1)
+            e = &dr->accept_len;
+        else
+            e = i % 4 == 0 ? &dr->tok[k].entropy : i % 4 == 1 ? &dr->tok[k].bits_per_pass
+                : i % 4 == 2 ? &dr->tok[k].top1 : &dr->tok[k].surprisal;
+        *e = point(v[i]);
+        if (bt->B) {
+            for (int64_t b = 0; b < bt->B; b++)
+                col[b] = vb[b * nv + i];
+            interval(e, col, bt->B);
+        }
+    }
+    /* k = 1 is the token channel's own figure, interval included */
+    dr->tok[0].entropy = dr->tok[0].bits_per_pass = o->mean_entropy;
+    for (int k = 0; k <= K; k++) {
+        double n = 0, known = 0;
+        for (int64_t g = 0; g < r->G; g++) {
+            const double *d = r->ds + (g * (K + 1) + k) * DS;
+            n += d[DS_ENT_N];
+            known += d[DS_KNOWN];
+        }
+        dr->tok[k].bound = (k + 1) * o->log2_vocab;
+        dr->tok[k].n = k == 0 ? o->n_positions : (int64_t)n;
+        dr->tok[k].n_known = (int64_t)known;
+    }
+    for (int64_t g = 0; g < r->G; g++)
+        dr->accept_n += (int64_t)r->acc[2 * g + 1];
+    free(col);
+    free(v);
+    free(vb);
+    return BL_OK;
 }
 
 static int hook_spectrum(struct rep *r, struct hook *k, struct bl_report_hook *o, const struct boot *bt)
@@ -1023,6 +1200,9 @@ static int estimates(struct rep *r)
         o->bootstrap = B;
     }
 
+    if ((rc = drafter_estimates(r, &bt)))
+        goto out;
+
     /* the logit lens */
     if (o->has_lens) {
         if (!(o->lens = bli_calloc((size_t)r->L, sizeof *o->lens))) {
@@ -1164,6 +1344,8 @@ static void rep_free(struct rep *r)
     free(r->hk);
     free(r->hook_of);
     free(r->conv);
+    free(r->ds);
+    free(r->acc);
     if (r->rng)
         gsl_rng_free(r->rng);
 }
@@ -1223,5 +1405,10 @@ void bl_report_release(struct bl_report *o)
             free(h->probe_fit);
         }
     free(o->hooks);
+    free(o->drafter.path);
+    free(o->drafter.sha256);
+    free(o->drafter.kind);
+    free(o->drafter.hook);
+    free(o->drafter.tok);
     memset(o, 0, sizeof *o);
 }

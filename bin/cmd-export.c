@@ -321,7 +321,9 @@ static void read_header(struct export *ex)
             if (strcmp(ex->hooks[j].name, name->valuestring) == 0)
                 cli_die("%s: header: hook '%s' is listed twice", ex->trace, name->valuestring);
         k->name = name->valuestring;
-        k->kind = (int)int_member(ex, h, where, "kind", 0, BL_HOOK_N_KINDS - 1);
+        k->kind = (int)int_member(ex, h, where, "kind", 0, BL_TRACE_HOOK_DRAFTER_LOGITS);
+        if (!bl_trace_hook_kind_valid(k->kind))
+            cli_die("%s: header: '%skind' %d is not a hook kind", ex->trace, where, k->kind);
         k->width = int_member(ex, h, where, "width", -1, BL_TRACE_MAX_CHUNK);
         if (k->width == 0)
             cli_die("%s: header: '%swidth' is 0", ex->trace, where);

@@ -13,9 +13,9 @@
 
 static const char usage[] =
     "usage: bitlens record -m MODEL (-p PROMPT | -f PROMPTS) [-n N] [--hooks GLOB] [--dtype TYPE]\n"
-    "                      [-o TRACE] [--force] [-z TOKENIZER] [-t T] [--top-p P] [--top-k K]\n"
-    "                      [--seed S] [--keep-top K] [--no-lens] [--no-hash] [-c N] [--threads N]\n"
-    "                      [-q] [-v]\n"
+    "                      [--drafter DRAFTER] [-o TRACE] [--force] [-z TOKENIZER] [-t T]\n"
+    "                      [--top-p P] [--top-k K] [--seed S] [--keep-top K] [--no-lens]\n"
+    "                      [--no-hash] [-c N] [--threads N] [-q] [-v]\n"
     "\n"
     "  -m, --model MODEL          GGUF file, llama2.c .bin, or Hugging Face folder\n"
     "  -p, --prompt PROMPT        one prompt\n"
@@ -23,8 +23,11 @@ static const char usage[] =
     "  -n, --tokens N             tokens to generate after each prompt (default 0:\n"
     "                             teacher-forced over the prompt only)\n"
     "      --hooks GLOB           hook points to store, comma-separated globs, or 'none'\n"
-    "                             (default blocks.*.hook_resid_post)\n"
+    "                             (default blocks.*.hook_resid_post, and with --drafter\n"
+    "                             drafter.heads.*.hook_hidden too)\n"
     "      --dtype TYPE           stored tensors as f32, f16 or bf16 (default f16)\n"
+    "      --drafter DRAFTER      run a drafter made for MODEL (bitlens train --drafter)\n"
+    "                             at every position: its heads' drafts and statistics\n"
     "  -o, --output TRACE         the trace to write, '-' for standard output\n"
     "                             (default bitlens.blt)\n"
     "      --force                replace TRACE if it exists\n"
@@ -45,7 +48,7 @@ static const char usage[] =
     "  -h, --help                 this text\n";
 
 enum { OPT_HOOKS = 256, OPT_DTYPE, OPT_FORCE, OPT_TOP_P, OPT_TOP_K, OPT_SEED, OPT_KEEP_TOP, OPT_NO_LENS,
-       OPT_NO_HASH, OPT_THREADS };
+       OPT_NO_HASH, OPT_THREADS, OPT_DRAFTER };
 
 static const struct option longopts[] = {
     {"model", required_argument, NULL, 'm'},
@@ -54,6 +57,7 @@ static const struct option longopts[] = {
     {"tokens", required_argument, NULL, 'n'},
     {"hooks", required_argument, NULL, OPT_HOOKS},
     {"dtype", required_argument, NULL, OPT_DTYPE},
+    {"drafter", required_argument, NULL, OPT_DRAFTER},
     {"output", required_argument, NULL, 'o'},
     {"force", no_argument, NULL, OPT_FORCE},
     {"tokenizer", required_argument, NULL, 'z'},
@@ -128,6 +132,8 @@ static int on_progress(void *user, int64_t prompt, int64_t n_prompts, int64_t po
 int cmd_record(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = NULL, *prompts_file = NULL, *out = "bitlens.blt";
+    const char *drafter_path = NULL;
+    int hooks_given = 0;
     struct bl_model_params mp = bl_model_default_params();
     struct bl_record_params rp = bl_record_default_params();
     unsigned flags = 0;
@@ -142,7 +148,11 @@ int cmd_record(int argc, char **argv)
         case 'p': prompt = optarg; break;
         case 'f': prompts_file = optarg; break;
         case 'n': rp.n_gen = cli_int("-n", optarg, 0, 1 << 24); break;
-        case OPT_HOOKS: rp.hooks = strcmp(optarg, "none") == 0 ? "" : optarg; break;
+        case OPT_HOOKS:
+            rp.hooks = strcmp(optarg, "none") == 0 ? "" : optarg;
+            hooks_given = 1;
+            break;
+        case OPT_DRAFTER: drafter_path = optarg; break;
         case OPT_DTYPE:
             if (strcmp(optarg, "f32") == 0)
                 rp.dtype = BL_F32;
@@ -220,6 +230,15 @@ int cmd_record(int argc, char **argv)
         cli_die("%s", err.msg);
     if (!bl_model_tokenizer(m))
         cli_die("%s: has no vocabulary: give its tokenizer.bin with -z", model_path);
+    bl_drafter *dr = NULL;
+    if (drafter_path) {
+        if (bl_drafter_load(&dr, drafter_path, m, &err))
+            cli_die("%s", err.msg);
+        rp.drafter = dr;
+        rp.drafter_path = drafter_path;
+        if (!hooks_given)
+            rp.hooks = BL_RECORD_DEFAULT_HOOKS "," BL_RECORD_DRAFTER_HOOKS;
+    }
 
     struct progress pr = {cli_now(), 0, !cli_quiet && cli_stderr_tty()};
     rp.progress = on_progress;
@@ -228,6 +247,11 @@ int cmd_record(int argc, char **argv)
         fprintf(stderr, "bitlens record: %s: %s, %s; hooks '%s', %s; lens %s; keep top %d\n", model_path,
                 bl_model_format_name(m), bl_model_arch_name(m), rp.hooks, bl_dtype_name(rp.dtype),
                 rp.lens ? "on" : "off", rp.top_k);
+        if (dr) {
+            const struct bl_drafter_config *dc = bl_drafter_config(dr);
+            fprintf(stderr, "bitlens record: drafter %s: %d head%s on %s\n", drafter_path, dc->n_heads,
+                    dc->n_heads == 1 ? "" : "s", dc->hook);
+        }
     }
     struct bl_record_stats st;
     int rc = bl_record(m, prompts ? (const char *const *)prompts : one, n, &rp, out, flags, &st, &err);
@@ -243,11 +267,14 @@ int cmd_record(int argc, char **argv)
         if (st.cut_short > 0)
             fprintf(stderr, "; %" PRId64 " generation%s stopped at a full context", st.cut_short,
                     st.cut_short == 1 ? "" : "s");
+        if (st.drafter_rows > 0)
+            fprintf(stderr, "; drafted from %" PRId64 " position%s", st.drafter_rows, st.drafter_rows == 1 ? "" : "s");
         if (st.tensor_values > 0)
             fprintf(stderr, " (%" PRId64 " tensor values, %.2f bytes per value in all)", st.tensor_values,
                     (double)st.trace_bytes / (double)st.tensor_values);
         fputc('\n', stderr);
     }
+    bl_drafter_free(dr);
     bl_model_free(m);
     if (prompts) {
         for (int64_t i = 0; i < n; i++)

@@ -330,6 +330,40 @@ static void print_tokens(FILE *fp, const struct bl_report *r)
     pct_row(fp, "surprisal", 20, &r->surprisal);
 }
 
+/* the drafter channel, k = 1 .. K+1 tokens per pass */
+static void print_drafter(FILE *fp, const struct bl_report *r)
+{
+    const struct bl_report_drafter *d = &r->drafter;
+    char b[8][32], i1[40], i2[40], i3[40];
+    if (!d->n_heads)
+        return;
+    fprintf(fp, "\ndrafter channel: %s, %d head%s on %s (%s), %" PRId64 " positions\n", d->kind, d->n_heads,
+            d->n_heads == 1 ? "" : "s", d->hook, d->path ? d->path : "no file", d->n_positions);
+    fprintf(fp, "%3s %-7s %8s %9s %16s %8s %7s %16s %9s %16s\n", "k", "token", "entropy", "bits/pass", "95%", "bound",
+            "top-1", "95%", "surprisal", "95%");
+    for (int k = 0; k <= d->n_heads; k++) {
+        const struct bl_report_drafter_token *t = &d->tok[k];
+        char who[16];
+        if (k == 0)
+            snprintf(who, sizeof who, "main");
+        else
+            snprintf(who, sizeof who, "head %d", k);
+        fprintf(fp, "%3d %-7s %8s %9s %16s %8s %7s %16s %9s %16s\n", k + 1, who, num(b[0], 32, t->entropy.value),
+                num(b[1], 32, t->bits_per_pass.value), interval_text(i1, sizeof i1, &t->bits_per_pass),
+                num(b[2], 32, t->bound), num(b[3], 32, t->top1.value), interval_text(i2, sizeof i2, &t->top1),
+                num(b[4], 32, t->surprisal.value), interval_text(i3, sizeof i3, &t->surprisal));
+    }
+    fprintf(fp, "accepted   %s tokens per pass", num(b[0], 32, d->accept_len.value));
+    if (!isnan(d->accept_len.lo))
+        fprintf(fp, " (95%% %s)", interval_text(i1, sizeof i1, &d->accept_len));
+    fprintf(fp, " over the %" PRId64 " positions whose next %d tokens are known\n", d->accept_n, d->n_heads + 1);
+    fputs("\nk = tokens per pass: the main model's x_{t+1} (k = 1), then head j's x_{t+1+j} (k = j+1);\n"
+          "bits/pass = the mean entropies of tokens 1..k summed; bound = k log2|V|; top-1 and surprisal\n"
+          "(bits) against the token actually at t+k; accepted = 1 + the heads matching it before the first\n"
+          "that does not.\n",
+          fp);
+}
+
 static void report_text(FILE *fp, const struct bl_report *r, int K)
 {
     int w = hook_width(r);
@@ -382,6 +416,7 @@ static void report_text(FILE *fp, const struct bl_report *r, int K)
         }
     }
     print_tokens(fp, r);
+    print_drafter(fp, r);
 }
 
 /* The CSV rows of a hook's probes, k = 1..K. */
@@ -434,6 +469,62 @@ static void report_csv(FILE *fp, const struct bl_report *r)
         csv_est(fp, h->name, h->layer, 0, "lens_ratio", &h->lens_ratio);
         probe_rows(fp, h);
     }
+    const struct bl_report_drafter *d = &r->drafter;
+    if (d->n_heads) {
+        csv_row(fp, "drafter", -1, 0, "drafter_heads", d->n_heads, NAN, NAN);
+        csv_row(fp, "drafter", -1, 0, "drafter_positions", (double)d->n_positions, NAN, NAN);
+        for (int k = 0; k <= d->n_heads; k++) {
+            const struct bl_report_drafter_token *t = &d->tok[k];
+            csv_est(fp, "drafter", -1, k + 1, "drafter_entropy", &t->entropy);
+            csv_est(fp, "drafter", -1, k + 1, "drafter_bits_per_pass", &t->bits_per_pass);
+            csv_row(fp, "drafter", -1, k + 1, "drafter_bound", t->bound, NAN, NAN);
+            csv_est(fp, "drafter", -1, k + 1, "drafter_top1", &t->top1);
+            csv_est(fp, "drafter", -1, k + 1, "drafter_surprisal", &t->surprisal);
+            csv_row(fp, "drafter", -1, k + 1, "drafter_n", (double)t->n, NAN, NAN);
+            csv_row(fp, "drafter", -1, k + 1, "drafter_n_known", (double)t->n_known, NAN, NAN);
+        }
+        csv_est(fp, "drafter", -1, 0, "drafter_accept_len", &d->accept_len);
+        csv_row(fp, "drafter", -1, 0, "drafter_accept_n", (double)d->accept_n, NAN, NAN);
+    }
+}
+
+static void json_drafter(cJSON *o, const struct bl_report *r)
+{
+    const struct bl_report_drafter *d = &r->drafter;
+    if (!d->n_heads) {
+        cJSON_AddNullToObject(o, "drafter");
+        return;
+    }
+    cJSON *x = cJSON_AddObjectToObject(o, "drafter");
+    if (d->path)
+        cJSON_AddStringToObject(x, "path", d->path);
+    else
+        cJSON_AddNullToObject(x, "path");
+    if (d->sha256)
+        cJSON_AddStringToObject(x, "sha256", d->sha256);
+    else
+        cJSON_AddNullToObject(x, "sha256");
+    cJSON_AddStringToObject(x, "kind", d->kind);
+    cJSON_AddStringToObject(x, "hook", d->hook);
+    jadd(x, "n_heads", d->n_heads);
+    jadd(x, "positions", (double)d->n_positions);
+    cJSON *a = cJSON_AddArrayToObject(x, "tokens");
+    for (int k = 0; k <= d->n_heads; k++) {
+        const struct bl_report_drafter_token *t = &d->tok[k];
+        cJSON *e = cJSON_CreateObject();
+        jadd(e, "k", k + 1);
+        jadd(e, "head", k);
+        jest(e, "entropy", &t->entropy);
+        jest(e, "bits_per_pass", &t->bits_per_pass);
+        jadd(e, "bound", t->bound);
+        jest(e, "top1", &t->top1);
+        jest(e, "surprisal", &t->surprisal);
+        jadd(e, "n", (double)t->n);
+        jadd(e, "n_known", (double)t->n_known);
+        cJSON_AddItemToArray(a, e);
+    }
+    jest(x, "accept_len", &d->accept_len);
+    jadd(x, "accept_n", (double)d->accept_n);
 }
 
 static cJSON *json_common(const struct bl_report *r)
@@ -840,6 +931,8 @@ static int run(enum view view, int argc, char **argv)
         }
         if (view == V_REPORT || view == V_LENS)
             json_lens(o, &r);
+        if (view == V_REPORT)
+            json_drafter(o, &r);
         json_print(fp, o);
     } else if (csv) {
         if (view == V_REPORT)

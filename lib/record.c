@@ -30,7 +30,7 @@ struct bl_record_params bl_record_default_params(void)
 {
     struct bl_record_params p;
     memset(&p, 0, sizeof p);
-    p.hooks = "blocks.*.hook_resid_post";
+    p.hooks = BL_RECORD_DEFAULT_HOOKS;
     p.dtype = BL_F16;
     p.top_k = 10;
     p.lens = 1;
@@ -83,6 +83,10 @@ struct rec {
     bl_trace_writer *w;
     struct bli_tensor_probe *tp;
     struct bli_lens_probe *lp;
+    struct bli_drafter_probe *dp;
+    bl_drafter *own_drafter;   /* loaded from drafter_path */
+    int32_t *seq;         /* [n_ctx + 1] the tokens of the prompt so far */
+    int64_t n_seq;
     int64_t V, L, nb, n_ctx;
     int64_t Vt;           /* tokens of the vocabulary (the embedding may be padded) */
     float *logits;        /* [nb x V] */
@@ -266,6 +270,9 @@ static int add_rows(struct rec *r, int64_t pos0, int64_t n, const int32_t *ids, 
     r->stat.used += srow * (size_t)n;
     r->stat.n += (uint64_t)n;
     r->st.positions += n;
+    int rc;
+    if (r->dp && (rc = bli_drafter_probe_rows(r->dp, pos0, n, err)))
+        return rc;
     if (!r->lp)
         return BL_OK;
     if (n > 1) {   /* a prompt batch: through the lens at once */
@@ -286,6 +293,8 @@ static int eval(struct rec *r, const int32_t *ids, int64_t n, bl_err *err)
      * then); a single step takes the next free row */
     if (r->lp)
         bli_lens_probe_batch(r->lp, bl_ctx_pos(r->ctx), n > 1 ? 0 : r->pending);
+    if (r->dp)
+        bli_drafter_probe_batch(r->dp, bl_ctx_pos(r->ctx), n);
     int rc = bl_ctx_eval(r->ctx, ids, n, r->logits, BL_EVAL_ALL_LOGITS);
     if (rc == BL_ESTOPPED && r->tp && bli_tensor_probe_error(r->tp))
         return bli_err(err, bli_tensor_probe_error(r->tp)->code, "%s", bli_tensor_probe_error(r->tp)->msg);
@@ -302,6 +311,10 @@ static int record_prompt(struct rec *r, int64_t idx, const char *text, const int
     if (r->tp)
         bli_tensor_probe_prompt(r->tp, r->prompt);
     bl_ctx_rewind(r->ctx, 0);
+    memcpy(r->seq, ids, (size_t)P * sizeof *ids);
+    r->n_seq = P;
+    if (r->dp)
+        bli_drafter_probe_prompt(r->dp, r->prompt, r->seq, &r->n_seq);
 
     /* PRMT */
     size_t tl = strlen(text), bytes = 16 + 4 * (size_t)P + tl;
@@ -334,6 +347,9 @@ static int record_prompt(struct rec *r, int64_t idx, const char *text, const int
             } else if (p->n_gen > 0) {
                 sampled = bl_sampler_sample(r->sampler, r->logits + j * r->V);
                 r->next[j] = sampled;
+                r->seq[r->n_seq++] = sampled;
+                if (r->dp)
+                    bli_drafter_probe_known(r->dp);
             } else {
                 r->next[j] = -1;
             }
@@ -363,13 +379,16 @@ static int record_prompt(struct rec *r, int64_t idx, const char *text, const int
             return rc;
         sampled = bl_sampler_sample(r->sampler, r->logits);
         r->next[0] = sampled;
+        r->seq[r->n_seq++] = sampled;
+        if (r->dp)
+            bli_drafter_probe_known(r->dp);
         if ((rc = add_rows(r, pos, 1, &cur, err)))
             return rc;
         if (p->progress && p->progress(p->progress_user, idx, r->n_prompts, r->st.positions))
             return bli_err(err, BL_ESTOPPED, "stopped");
     }
     if ((rc = lens_pending(r, err)) || (rc = flush_tokens(r, err)) || (rc = flush_stats(r, err)) ||
-        (rc = flush_lens(r, err)) ||
+        (rc = flush_lens(r, err)) || (r->dp && (rc = bli_drafter_probe_flush(r->dp, err))) ||
         (r->tp && (rc = bli_tensor_probe_flush(r->tp, err))))
         return rc;
     r->st.prompts++;
@@ -437,6 +456,39 @@ static cJSON *model_json(const bl_model *m, const struct bl_record_params *p, bl
     cJSON_AddNumberToObject(v, "size", (double)bl_tokenizer_n_vocab(t));
     cJSON_AddNumberToObject(v, "bos", bl_tokenizer_bos(t));
     cJSON_AddNumberToObject(v, "eos", bl_tokenizer_eos(t));
+    return o;
+}
+
+/* recorded.drafter */
+static cJSON *drafter_json(const bl_drafter *d, const struct bl_record_params *p, bl_err *err, int *rc)
+{
+    const struct bl_drafter_config *c = bl_drafter_config(d);
+    cJSON *o = cJSON_CreateObject();
+    *rc = BL_OK;
+    if (!o) {
+        *rc = bli_err(err, BL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (p->drafter_path)
+        cJSON_AddStringToObject(o, "path", p->drafter_path);
+    else
+        cJSON_AddNullToObject(o, "path");
+    if (p->drafter_path && p->hash) {
+        char hex[65];
+        if ((*rc = bl_sha256_file(p->drafter_path, hex, NULL, NULL, err))) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddStringToObject(o, "sha256", hex);
+    } else {
+        cJSON_AddNullToObject(o, "sha256");
+    }
+    cJSON_AddStringToObject(o, "kind", c->kind == BL_DRAFTER_MEDUSA ? "medusa" : "eagle");
+    cJSON_AddNumberToObject(o, "n_heads", c->n_heads);
+    cJSON_AddNumberToObject(o, "n_blocks", c->n_blocks);
+    cJSON_AddNumberToObject(o, "width", (double)c->width);
+    cJSON_AddStringToObject(o, "hook", c->hook);
+    cJSON_AddNumberToObject(o, "parameters", (double)bl_drafter_n_params(d));
     return o;
 }
 
@@ -522,14 +574,47 @@ int bl_record(const bl_model *model, const char *const *prompts, int64_t n, cons
     r.work = bli_malloc_array((size_t)r.n_threads * ((size_t)r.V + (size_t)p.top_k + 1), sizeof(float));
     r.plog = p.lens ? bli_malloc_array((size_t)LENS_GATHER * (size_t)r.V, sizeof(float)) : NULL;
     r.next = bli_malloc_array((size_t)r.nb, sizeof(int32_t));
+    r.seq = bli_malloc_array((size_t)r.n_ctx + 1, sizeof(int32_t));
     r.lens_rows = bli_malloc_array((size_t)((r.nb > LENS_GATHER ? r.nb : LENS_GATHER) * r.L * 3), sizeof(float));
     hooks = cJSON_CreateArray();
-    if (!r.logits || !r.work || !r.next || !r.lens_rows || !hooks || (p.lens && !r.plog)) {
+    if (!r.logits || !r.work || !r.next || !r.seq || !r.lens_rows || !hooks || (p.lens && !r.plog)) {
         rc = bli_err(err, BL_ENOMEM, "out of memory");
         goto out;
     }
+    /* the drafter first: its tensors are hook points for the globs */
+    const bl_drafter *drafter = p.drafter;
+    if (!drafter && p.drafter_path) {
+        if ((rc = bl_drafter_load(&r.own_drafter, p.drafter_path, model, err)))
+            goto out;
+        drafter = r.own_drafter;
+    }
+    if (drafter && !r.own_drafter) {   /* given: made or loaded for this model */
+        const struct bl_drafter_config *dc = bl_drafter_config(drafter);
+        const char *mname = bl_model_name(model) ? bl_model_name(model) : "";
+        if (dc->d != c->dim || dc->n_vocab != c->n_vocab || strcmp(dc->model_name, mname) != 0) {
+            rc = bli_err(err, BL_EMISMATCH, "%s: a drafter for model '%s' (dim %" PRId64 ", %" PRId64 " tokens), not "
+                         "for '%s' (dim %" PRId64 ", %" PRId64 " tokens)", p.drafter_path ? p.drafter_path : "drafter",
+                         dc->model_name, dc->d, dc->n_vocab, mname, c->dim, c->n_vocab);
+            goto out;
+        }
+    }
+    const struct bli_extra_point *extra = NULL;
+    int64_t n_extra = 0;
+    if (drafter) {
+        if ((rc = bli_drafter_probe_alloc(&r.dp, r.ctx, drafter, r.nb, r.Vt, p.n_threads, err))) {
+            if (p.drafter_path && err) {
+                char why[sizeof err->msg];
+                memcpy(why, err->msg, sizeof why);
+                bli_err(err, rc, "%s: %s", p.drafter_path, why);
+            }
+            goto out;
+        }
+        extra = bli_drafter_probe_points(r.dp, &n_extra);
+    }
     int64_t matched = 0;
-    if ((rc = bli_tensor_probe_alloc(&r.tp, r.ctx, p.hooks, p.dtype, NULL, hooks, &matched, err)))
+    if ((rc = bli_tensor_probe_alloc(&r.tp, r.ctx, p.hooks, p.dtype, extra, n_extra, NULL, hooks, &matched, err)))
+        goto out;
+    if (r.dp && (rc = bli_drafter_probe_outputs(r.dp, r.tp, NULL, err)))
         goto out;
     if (p.hooks && *p.hooks && matched == 0) {
         rc = bli_err(err, BL_ENOTFOUND, "no hook point matches '%s' (see bitlens-record(1) for the names)", p.hooks);
@@ -590,6 +675,14 @@ int bl_record(const bl_model *model, const char *const *prompts, int64_t n, cons
     cJSON_AddNumberToObject(rj, "n_layers", (double)r.L);
     cJSON_AddNumberToObject(rj, "n_vocab", (double)r.Vt);
     cJSON_AddNumberToObject(rj, "n_ctx", (double)r.n_ctx);
+    if (drafter) {
+        cJSON *dj = drafter_json(drafter, &p, err, &rc);
+        if (!dj)
+            goto out;
+        cJSON_AddItemToObject(rj, "drafter", dj);
+    } else {
+        cJSON_AddNullToObject(rj, "drafter");
+    }
     if (!(hdr_text = cJSON_PrintUnformatted(hdr))) {
         rc = bli_err(err, BL_ENOMEM, "out of memory");
         goto out;
@@ -597,6 +690,8 @@ int bl_record(const bl_model *model, const char *const *prompts, int64_t n, cons
     if ((rc = bl_trace_writer_open(&r.w, out_path, hdr_text, trace_flags, err)))
         goto out;
     bli_tensor_probe_writer(r.tp, r.w);
+    if (r.dp && (rc = bli_drafter_probe_outputs(r.dp, r.tp, r.w, err)))
+        goto out;
 
     for (int64_t i = 0; i < n && !rc; i++) {
         rc = record_prompt(&r, i, prompts[i], ids[i], lens[i], err);
@@ -614,11 +709,16 @@ out:
         r.st.tensor_values = bli_tensor_probe_values(r.tp);
         r.st.tensor_bytes_raw = (uint64_t)r.st.tensor_values * bl_dtype_row_bytes(p.dtype, 1);
     }
+    if (r.dp)
+        r.st.drafter_rows = bli_drafter_probe_n_rows(r.dp);
     if (stats)
         *stats = r.st;
     bl_ctx_free(r.ctx);   /* before the probes its hooks point to */
     bli_tensor_probe_free(r.tp);
     bli_lens_probe_free(r.lp);
+    bli_drafter_probe_free(r.dp);
+    bl_drafter_free(r.own_drafter);
+    free(r.seq);
     bl_sampler_free(r.sampler);
     free(r.logits);
     free(r.work);

@@ -10,6 +10,7 @@
 
 #include <bitlens/record.h>
 #include <bitlens/ctx.h>
+#include <bitlens/drafter.h>
 #include <bitlens/tensor.h>
 #include "internal.h"
 
@@ -135,6 +136,41 @@ int bl_rec_parse_lens(const struct bl_trace_chunk *c, struct bl_rec_lens *o, bl_
     return BL_OK;
 }
 
+int bl_rec_parse_drafter(const struct bl_trace_chunk *c, struct bl_rec_drafter *o, bl_err *err)
+{
+    if (c->type != BL_CHUNK_DRAFTER || c->raw_len < 24)
+        return bad(c, err, "not a drafter record");
+    const unsigned char *d = c->data;
+    o->prompt = bli_rd_u32(d);
+    o->k = bli_rd_u32(d + 4);
+    o->pos0 = bli_rd_u64(d + 8);
+    o->n = bli_rd_u64(d + 16);
+    if (o->k < 1 || o->k > BL_DRAFTER_MAX_HEADS)
+        return bad(c, err, "drafter head count is not 1 to 16");
+    if (!fits(c, 24, o->n, BL_REC_DRAFTER_HEAD_BYTES * (uint64_t)o->k))
+        return bad(c, err, "rows x heads do not match the record's length");
+    o->rows = d + 24;
+    return BL_OK;
+}
+
+void bl_rec_drafter_row(const struct bl_rec_drafter *s, uint64_t i, struct bl_rec_drafter_head *h)
+{
+    BL_ASSERT(i < s->n);
+    const unsigned char *d = s->rows + i * BL_REC_DRAFTER_HEAD_BYTES * (uint64_t)s->k;
+    for (uint32_t j = 0; j < s->k; j++, d += BL_REC_DRAFTER_HEAD_BYTES) {
+        h[j].token = bli_rd_i32(d);
+        h[j].entropy = bli_rd_f32(d + 4);
+        h[j].surprisal = bli_rd_f32(d + 8);
+        h[j].rank = bli_rd_i32(d + 12);
+    }
+}
+
+int bl_trace_hook_kind_valid(int kind)
+{
+    return (kind >= 0 && kind < BL_HOOK_N_KINDS) || kind == BL_TRACE_HOOK_DRAFTER_HIDDEN ||
+           kind == BL_TRACE_HOOK_DRAFTER_LOGITS;
+}
+
 void bl_rec_stat_row(const struct bl_rec_stats *s, uint64_t i, struct bl_rec_stat_row *r, int32_t *top_id,
                      float *top_p)
 {
@@ -234,6 +270,16 @@ int bl_trace_meta_read(const bl_trace_reader *r, struct bl_trace_meta *m, bl_err
     const cJSON *ng = member(smp, "n_gen");
     m->n_gen = cJSON_IsNumber(ng) && ng->valuedouble >= 0 && ng->valuedouble < 1e15 ? (int64_t)ng->valuedouble : 0;
     const cJSON *lens = member(rec, "lens"), *dt = member(rec, "dtype"), *hooks = member(rec, "hooks");
+    const cJSON *dr = member(rec, "drafter");
+    if (dr && !cJSON_IsNull(dr)) {
+        if (!cJSON_IsObject(dr) && !h.rc)
+            h.rc = bli_err(err, BL_EFORMAT, "%s: header: 'recorded.drafter' is not an object or null", h.trace);
+        m->drafter_heads = (int)int_at(&h, dr, "recorded.drafter.", "n_heads", 1, BL_DRAFTER_MAX_HEADS);
+        m->drafter_kind = str_at(&h, dr, "recorded.drafter.", "kind", 0);
+        m->drafter_hook = str_at(&h, dr, "recorded.drafter.", "hook", 0);
+        m->drafter_path = str_at(&h, dr, "recorded.drafter.", "path", 1);
+        m->drafter_sha256 = str_at(&h, dr, "recorded.drafter.", "sha256", 1);
+    }
     if (h.rc)
         goto out;
     if (!cJSON_IsBool(lens)) {
@@ -262,11 +308,22 @@ int bl_trace_meta_read(const bl_trace_reader *r, struct bl_trace_meta *m, bl_err
         char where[48];
         snprintf(where, sizeof where, "recorded.hooks[%" PRId64 "].", i);
         k->name = str_at(&h, o, where, "name", 0);
-        k->kind = (int)int_at(&h, o, where, "kind", 0, BL_HOOK_N_KINDS - 1);
+        k->kind = (int)int_at(&h, o, where, "kind", 0, BL_TRACE_HOOK_DRAFTER_LOGITS);
+        if (!h.rc && !bl_trace_hook_kind_valid(k->kind))
+            h.rc = bli_err(err, BL_EFORMAT, "%s: header: '%skind' %d is not a hook kind", h.trace, where, k->kind);
         k->layer = (int)int_at(&h, o, where, "layer", -1, m->n_layers - 1);
         k->width = int_at(&h, o, where, "width", -1, BL_TRACE_MAX_CHUNK);
         if (!h.rc && k->width == 0)
             h.rc = bli_err(err, BL_EFORMAT, "%s: header: '%swidth' is 0", h.trace, where);
+        if (!h.rc && (k->kind == BL_TRACE_HOOK_DRAFTER_HIDDEN || k->kind == BL_TRACE_HOOK_DRAFTER_LOGITS)) {
+            /* a drafter's: of a head of the recorded drafter */
+            if (!m->drafter_heads)
+                h.rc = bli_err(err, BL_EFORMAT, "%s: header: '%sname' '%s' is a drafter's hook, and "
+                               "'recorded.drafter' names none", h.trace, where, k->name);
+            k->head = (int)int_at(&h, o, where, "head", 1, m->drafter_heads);
+            if (!h.rc && k->layer != -1)
+                h.rc = bli_err(err, BL_EFORMAT, "%s: header: '%slayer' of a drafter's hook is not -1", h.trace, where);
+        }
         for (int64_t j = 0; j < i && !h.rc; j++)
             if (strcmp(m->hooks[j].name, k->name) == 0)
                 h.rc = bli_err(err, BL_EFORMAT, "%s: header: hook '%s' is listed twice", h.trace, k->name);

@@ -72,6 +72,16 @@ def sampled(p=0):
     return ''.join(map(str, out))
 def stat_rows(p=0): return sum(u64(b, 16) for b in recs('STAT', p))
 def stat_k(): return ' '.join(sorted({str(u32(b, 4)) for b in recs('STAT')}))
+def stat_digest(): return hashlib.sha256(b''.join(recs('STAT'))).hexdigest()
+def drft_rows(p=0): return sum(u64(b, 16) for b in recs('DRFT', p))
+def drft_k(): return ' '.join(sorted({str(u32(b, 4)) for b in recs('DRFT')}))
+def drft(p=0):
+    out = []
+    for b in recs('DRFT', p):
+        k, n = u32(b, 4), u64(b, 16)
+        out += [struct.unpack_from('<iffi', b, 24 + 16 * i) for i in range(k * n)]
+    return out
+def hook_kinds(): return ' '.join('%d/%d/%s' % (x['kind'], x['layer'], x.get('head', '-')) for x in h['recorded']['hooks'])
 def tens_dtypes(): return ' '.join(sorted({str(u32(b, 8)) for b in recs('TENS')}))
 def tens_hooks(): return ' '.join(map(str, sorted({u32(b, 4) for b in recs('TENS')})))
 def hooks(): return ','.join(x['name'] for x in h['recorded']['hooks'])
@@ -305,6 +315,47 @@ else
     skip "a terminal with -q" "no working script(1)"
 fi
 
+# ---- --drafter: a drafter trained here, on a few lines, for 20 steps
+printf 'Once upon a time there was a little girl named Lily. She liked to play outside.\n\nTom had a red ball. He threw it to his dog and the dog ran fast.\n\nThe sun was hot. The cat slept under the big tree all day.\n\nSam and Mia went to the park. They saw a duck in the pond.\n' >"$tmp/corpus.txt"
+D=$tmp/drafter.gguf
+rc=0
+"$BL_BIN" train --drafter medusa -m "$M" -z "$Z" --corpus "$tmp/corpus.txt" --gen 8 --steps 20 --heads 3 -o "$D" -q \
+    >"$tmp/train.out" 2>&1 || rc=$?
+check "a drafter to record with (bitlens train --drafter medusa, 3 heads)" test "$rc" -eq 0 -a -s "$D"
+rec dr -m "$M" -z "$Z" -p "$P" -n 10 -t 0 --drafter "$D"
+quiet dr
+check "--drafter: the summary says how many positions were drafted from" grep -q 'drafted from 14 positions' "$tmp/dr.err"
+qcheck "--drafter: recorded.drafter names it (path, 3 heads, medusa, its hook, a sha256)" "$tmp/dr.blt" \
+    'js([h["recorded"]["drafter"][k] for k in ("path", "n_heads", "kind", "hook")]) + " " + str(len(h["recorded"]["drafter"]["sha256"]))' \
+    "[\"$D\", 3, \"medusa\", \"ln_final.hook_normalized\"] 64"
+qcheck "--drafter without --hooks: the default points and each head's hook_hidden (kind 64, layer -1, head J)" "$tmp/dr.blt" \
+    'hooks() + " " + hook_kinds() + " " + tens_hooks()' \
+    "blocks.0.hook_resid_post,blocks.1.hook_resid_post,blocks.2.hook_resid_post,blocks.3.hook_resid_post,blocks.4.hook_resid_post,drafter.heads.1.hook_hidden,drafter.heads.2.hook_hidden,drafter.heads.3.hook_hidden 18/0/- 18/1/- 18/2/- 18/3/- 18/4/- 64/-1/1 64/-1/2 64/-1/3 0 1 2 3 4 5 6 7"
+qcheck "--drafter: a DRFT row of 3 heads at every position with statistics" "$tmp/dr.blt" \
+    'drft_k() + " " + str(drft_rows()) + " " + str(stat_rows())' "3 14 14"
+qcheck "--drafter: drafts in the vocabulary, ranks known up to the last token, then -1" "$tmp/dr.blt" \
+    'all(0 <= r[0] < 512 and r[1] >= 0 for r in drft()) and [r[3] >= 0 for r in drft()][-6:] == [True, False, False, False, False, False]' 1
+qcheck "--drafter: the same tokens and statistics as without it (-n 10 -t 0)" "$tmp/dr.blt" \
+    'toks() + " " + stat_digest()' "$(tq "$tmp/n10.blt" 'toks() + " " + stat_digest()' 2>/dev/null || echo none)"
+rec drl -m "$M" -z "$Z" -p "$P" -n 4 --drafter "$D" --hooks 'drafter.heads.2.hook_logits' --dtype f32
+qcheck "--drafter --hooks drafter.heads.2.hook_logits: that point alone, 512 wide (kind 65)" "$tmp/drl.blt" \
+    'hooks() + " " + hook_kinds() + " " + str(h["recorded"]["hooks"][0]["width"])' "drafter.heads.2.hook_logits 65/-1/2 512"
+rec drn -m "$M" -z "$Z" -p "$P" --drafter "$D" --hooks none --no-hash
+qcheck "--drafter --hooks none: no TENS, the DRFT rows; --no-hash: no sha256 of the drafter" "$tmp/drn.blt" \
+    'str(count("TENS")) + " " + str(drft_rows()) + " " + str(h["recorded"]["drafter"]["sha256"])' "0 5 None"
+qcheck "no --drafter: recorded.drafter is null, no DRFT record" "$tmp/def.blt" \
+    'str(h["recorded"]["drafter"]) + " " + str(count("DRFT"))' "None 0"
+rec drv -m "$M" -z "$Z" -p "$P" --drafter "$D" -v
+check "--drafter -v: names the drafter, its heads and hook" grep -q "drafter $D: 3 heads on ln_final.hook_normalized" "$tmp/drv.err"
+rc=0
+"$BL_BIN" info "$tmp/dr.blt" >"$tmp/drinfo.out" 2>&1 || rc=$?
+check "bitlens info on a trace with a drafter: exit 0, DRFT records counted" \
+    sh -c "test $rc -eq 0 && grep -q '^  DRFT  *1 ' '$tmp/drinfo.out'"
+rc=0
+"$BL_BIN" export --format csv -o "$tmp/drexport" "$tmp/dr.blt" -q >"$tmp/drexp.out" 2>&1 || rc=$?
+check "bitlens export --format csv on a trace with a drafter: exit 0 (DRFT left out)" \
+    test "$rc" -eq 0 -a -s "$tmp/drexport/stats.csv"
+
 # ---- errors: exit 2, a message, nothing on stdout, no trace left
 # err DESC PATTERN ARGS...: bitlens record ARGS exits 2 with PATTERN on stderr
 err() {
@@ -349,7 +400,26 @@ err "--threads 0" "--threads" -m "$M" -z "$Z" -p "$P" --threads 0 $O
 err "an unknown option" "unknown option '--bogus'" -m "$M" -z "$Z" -p "$P" --bogus $O
 err "an option without its argument" "needs an argument" -m "$M" -z "$Z" $O -p
 err "an extra argument" "unexpected argument 'extra'" -m "$M" -z "$Z" -p "$P" extra $O
+err "a missing --drafter" "no-such-drafter.gguf: cannot open" -m "$M" -z "$Z" -p "$P" --drafter "$tmp/no-such-drafter.gguf" $O
+err "--drafter of a model file" "not a drafter file" -m "$M" -z "$Z" -p "$P" --drafter "$G" $O
+err "--drafter without its argument" "needs an argument" -m "$M" -z "$Z" -p "$P" $O --drafter
 }
+A=${BL_TESTDATA}/models/aidreams260K.bin
+AZ=${BL_TESTDATA}/models/aidreams_tok512.bin
+if [ -r "$A" ] && [ -r "$AZ" ] && "$BL_BIN" train --drafter medusa -m "$A" -z "$AZ" --corpus "$tmp/corpus.txt" --gen 8 \
+    --steps 5 -o "$tmp/other.gguf" -q >/dev/null 2>&1; then
+    err "--drafter made for another model: names both" "a drafter for model 'aidreams260K.bin'.*not for 'stories260K.bin'" \
+        -m "$M" -z "$Z" -p "$P" --drafter "$tmp/other.gguf" -o "$tmp/e.blt"
+else
+    skip "error: --drafter made for another model" "no aidreams260K test data to train one for"
+fi
+if "$BL_BIN" train --drafter eagle -m "$M" -z "$Z" --corpus "$tmp/corpus.txt" --gen 8 --steps 5 -o "$tmp/eagle.gguf" \
+    -q >/dev/null 2>&1; then
+    err "an EAGLE-style --drafter" "Medusa-style drafters only" -m "$M" -z "$Z" -p "$P" --drafter "$tmp/eagle.gguf" \
+        -o "$tmp/e.blt"
+else
+    skip "error: an EAGLE-style --drafter" "bitlens train --drafter eagle failed"
+fi
 err "an output directory that does not exist" "cannot create" -m "$M" -z "$Z" -p "$P" -o "$tmp/no/such/dir/t.blt"
 : >"$tmp/afile"
 err "an output path under a regular file" "cannot create" -m "$M" -z "$Z" -p "$P" -o "$tmp/afile/t.blt"

@@ -16,6 +16,8 @@
 #   - byte-identical output for the same seed, twice and with 1 and 2
 #     threads; a new seed moves intervals, not point estimates;
 #   - the probe against the lens of the same layer;
+#   - the drafter channel against python3 sums over the trace's DRFT
+#     records and `bitlens export`'s stats.csv (1e-6 relative);
 #   - every error: exit 2 and a message naming the file.
 # Tolerances: 1e-6 relative where bitlens prints 9 significant digits
 # (--csv; the errors seen are about 3e-9, the digits' own rounding),
@@ -464,6 +466,111 @@ is "probe: the interval holds the bits' row, lo <= hi" "$(awk -F, '
 run p "$B" probe t32.blt -k 2 --epochs 2 --bootstrap 0 --hooks 'blocks.4.*'
 is "probe -k 2 --hooks: rows for k = 1 and 2 of the one hook" \
     "$(awk '$1 ~ /^blocks/ { printf "%s/%s ", $1, $2 }' p.out)" "blocks.4.hook_resid_post/1 blocks.4.hook_resid_post/2 "
+
+# ------------------------------------------------------------------ drafter channel
+# a drafter of 3 heads trained briefly on the prompts, recorded greedily
+"$B" train --drafter medusa -m "$MODEL" -z "$TOK" --corpus "$TEXT" --prompts 10 --gen 16 --steps 40 --heads 3 \
+    -o dr.gguf -q
+rec -f first.txt -n 16 -t 0 --drafter dr.gguf --hooks none -o dr.blt
+"$B" export -q dr.blt --format csv -o cdr
+run d "$B" report dr.blt --bootstrap 20 --csv
+is "report --csv of a trace with a drafter: exit 0" "$(rc d)" 0
+cp d.out dr.csv
+is "drafter rows: drafter_heads 3; bits per pass, bound, top-1, surprisal for k = 1..4" \
+    "$(est dr.csv drafter drafter_heads) $(awk -F, '$1 == "drafter" && $4 == "drafter_bits_per_pass" { printf "%s", $3 }
+        $1 == "drafter" && $4 == "drafter_bound" { printf "/%s", $5 }' dr.csv)" "3 1/92/183/274/36"
+is "k = 1: bits per pass = the mean token entropy, interval included" \
+    "$(est dr.csv drafter drafter_bits_per_pass 1 5),$(est dr.csv drafter drafter_bits_per_pass 1 6),$(est dr.csv drafter drafter_bits_per_pass 1 7)" \
+    "$(est dr.csv tokens mean_entropy '' 5),$(est dr.csv tokens mean_entropy '' 6),$(est dr.csv tokens mean_entropy '' 7)"
+is "bits per pass at k = bits per pass at k-1 + the mean entropy of token k" "$(awk -F, '
+    $1 == "drafter" && $4 == "drafter_bits_per_pass" { b[$3] = $5 }
+    $1 == "drafter" && $4 == "drafter_entropy" { e[$3] = $5 }
+    END { for (k = 2; k <= 4; k++) { d = b[k] - b[k - 1] - e[k]; if (d > 1e-6 * b[k] || d < -1e-6 * b[k]) bad++ }
+          print bad + 0 }' dr.csv)" 0
+is "every drafter figure has an interval, lo <= hi" "$(awk -F, '
+    $1 == "drafter" && $4 ~ /^drafter_(entropy|bits_per_pass|top1|surprisal|accept_len)$/ {
+        n++; if ($6 == "" || $7 == "" || $6 + 0 > $7 + 0) bad++ } END { print n, bad + 0 }' dr.csv)" "17 0"
+if [ -n "$PY3" ]; then
+    # the same figures summed in python3 from the DRFT records and stats.csv
+    cat >drft.py <<'EOF2'
+import json, struct, sys, zlib
+d = open(sys.argv[1], 'rb').read()
+hl = struct.unpack_from('<I', d, 12)[0]
+at, rows = 16 + hl + 4, []
+while at + 20 <= len(d):
+    typ, fl, st, raw, crc = struct.unpack_from('<4sIIII', d, at)
+    if typ == b'INDX':
+        break
+    pay = d[at + 20:at + 20 + st]
+    if fl & 1:
+        pay = zlib.decompress(pay)
+    if typ == b'DRFT':
+        k, n = struct.unpack_from('<IQ', pay, 4)[0], struct.unpack_from('<Q', pay, 16)[0]
+        for i in range(n):
+            rows.append([struct.unpack_from('<iffi', pay, 24 + 16 * (k * i + j)) for j in range(k)])
+    at += 20 + st
+K = len(rows[0])
+stats = [l.split(',') for l in open(sys.argv[2]).read().split('\n')[1:] if l]
+known = [s for s in stats if int(s[3]) >= 0]
+out = ['1 %.17g %.17g %.17g' % (sum(float(s[4]) for s in stats) / len(stats),
+                                sum(int(s[7]) == 1 for s in known) / len(known),
+                                sum(float(s[6]) for s in known) / len(known))]
+for j in range(K):
+    kn = [r[j] for r in rows if r[j][3] >= 0]
+    out.append('%d %.17g %.17g %.17g' % (j + 2, sum(r[j][1] for r in rows) / len(rows),
+                                         sum(h[3] == 0 for h in kn) / len(kn), sum(h[2] for h in kn) / len(kn)))
+acc = []
+for r in rows:
+    if all(h[3] >= 0 for h in r):
+        a = 1
+        for h in r:
+            if h[3] != 0:
+                break
+            a += 1
+        acc.append(a)
+out.append('accept %.17g %d %d' % (sum(acc) / len(acc), len(acc), len(rows)))
+print('\n'.join(out))
+EOF2
+    "$PY3" drft.py dr.blt cdr/stats.csv >drft.ref
+    bad=0
+    while read -r k e t1 su; do
+        if [ "$k" = accept ]; then
+            near "$(est dr.csv drafter drafter_accept_len)" "$e" 1e-6 || { echo "# accept_len: want $e"; bad=1; }
+            is "accepted length over the $t1 positions whose 4 next tokens are known (of $su)" \
+                "$(est dr.csv drafter drafter_accept_n) $(est dr.csv drafter drafter_positions)" "$t1 $su"
+            continue
+        fi
+        for x in "drafter_entropy $e" "drafter_top1 $t1" "drafter_surprisal $su"; do
+            set -- $x
+            near "$(est dr.csv drafter "$1" "$k")" "$2" 1e-6 || { echo "# k $k $1: $(est dr.csv drafter "$1" "$k"), want $2"; bad=1; }
+        done
+    done <drft.ref
+    is "entropy, top-1 and surprisal per k, accepted length = python3 over DRFT and stats.csv (1e-6)" "$bad" 0
+    diag "drafter: $(tr '\n' '|' <drft.ref)"
+    is "report --json: a drafter object, k = 1..4, its k = 1 the mean entropy; null without a drafter" "$(
+        "$B" report -q dr.blt --bootstrap 0 --json | "$PY3" -c '
+import json, sys
+j = json.load(sys.stdin); d = j["drafter"]
+print(d["n_heads"], [t["k"] for t in d["tokens"]], d["tokens"][0]["bits_per_pass"]["value"] == j["tokens"]["mean_entropy"]["value"],
+      d["path"], d["kind"])') $("$B" report -q nolens.blt --no-probe --bootstrap 0 --json 2>/dev/null |
+        "$PY3" -c 'import json, sys; print(json.load(sys.stdin).get("drafter", "missing"))')" \
+        "3 [1, 2, 3, 4] True dr.gguf medusa None"
+else
+    skip "drafter figures against python3" "no python3"
+    skip "accepted length" "no python3"
+    skip "report --json: a drafter object" "no python3"
+fi
+run d "$B" report dr.blt --bootstrap 20
+check "report: the drafter channel's title" \
+    grep -q '^drafter channel: medusa, 3 heads on ln_final.hook_normalized (dr.gguf), [0-9]* positions$' d.out
+is "report: its rows, k = 1 (main) .. 4 (head 3), bits per pass and bound" "$(sed -n '/^drafter channel/,/^accepted/p' d.out |
+    awk '$1 ~ /^[0-9]$/ { printf "%s %s%s %s|", $1, $2, ($2 == "head" ? " " $3 : ""), ($2 == "head" ? $7 : $6) }')" \
+    "1 main 9.000|2 head 1 18.00|3 head 2 27.00|4 head 3 36.00|"
+check "report: the accepted length line" grep -q '^accepted   [0-9.]* tokens per pass (95% [0-9.]*\.\.[0-9.]*) over the [0-9]* positions whose next 4 tokens are known$' d.out
+is "report --csv of a trace without a drafter: no drafter rows" "$(awk -F, '$1 == "drafter"' r32.csv | wc -l | tr -d ' ')" 0
+run d "$B" report dr.blt nolens.blt --no-probe --bootstrap 0
+is "a trace with a drafter and one without, together: exit 2" "$(rc d)" 2
+check "... saying so" grep -q "recorded with different drafters" d.err
 
 # ------------------------------------------------------------------ traces cut short
 size=$(wc -c <t32.blt)

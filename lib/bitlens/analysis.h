@@ -297,6 +297,39 @@ struct bl_report_lens_layer {
     struct bl_estimate ratio;     /* bits / mean token entropy */
 };
 
+/* The drafter channel (traces recorded with a drafter, DRFT records): a
+ * pass of the main model with K heads emits up to K+1 tokens, its own
+ * x_{t+1} (k = 1) and head j's x_{t+1+j} (k = j+1).  Each k has the mean
+ * entropy of that token's distribution, the bits per pass of emitting
+ * tokens 1..k (the sum of their mean entropies), the bound k log2|V|, and
+ * against the token actually at t+k (prompt or sampled), the share of
+ * positions where the distribution's argmax is it and its mean surprisal.
+ * k = 1 is the main model's own (from STAT: its mean entropy is the
+ * report's mean_entropy). */
+struct bl_report_drafter_token {
+    struct bl_estimate entropy;        /* mean entropy of token k's distribution, bits */
+    struct bl_estimate bits_per_pass;  /* sum of the mean entropies of tokens 1..k, bits */
+    double bound;                      /* k log2|V| */
+    struct bl_estimate top1;           /* share of positions with the actual token
+                                          first (rank 0 of DRFT, rank 1 of STAT) */
+    struct bl_estimate surprisal;      /* mean -log2 q(actual), bits */
+    int64_t n;                         /* positions */
+    int64_t n_known;                   /* of those, with the actual token known */
+};
+
+struct bl_report_drafter {
+    int n_heads;                       /* K; 0: the traces hold no drafter statistics */
+    char *path, *sha256;               /* recorded.drafter (NULL if not recorded) */
+    char *kind, *hook;
+    int64_t n_positions;               /* DRFT rows */
+    struct bl_report_drafter_token *tok;   /* [K + 1]: k = 1 .. K+1 */
+    /* tokens a pass yields when its drafts are checked against the
+     * recorded continuation: 1 + the heads agreeing before the first that
+     * does not, over positions whose K next tokens are all known */
+    struct bl_estimate accept_len;
+    int64_t accept_n;                  /* those positions */
+};
+
 struct bl_report {
     char *trace_name;             /* the traces' names, comma-separated */
     char *model_name, *model_path, *model_sha256;   /* sha NULL if not recorded */
@@ -317,6 +350,7 @@ struct bl_report {
     int64_t n_units;              /* resampling units: prompts, or groups of
                                      prompts when memory is short */
     char notes[1024];             /* what was capped or skipped, for the reader */
+    struct bl_report_drafter drafter;   /* n_heads 0: none */
 };
 
 /* Read the traces r[0..n-1] to their ends and compute one report over

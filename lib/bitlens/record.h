@@ -36,15 +36,35 @@
  *         (hook: index into the header's recorded.hooks)
  *   LENS  uint32 prompt, uint32 n_layers, uint64 pos0, uint64 n, then
  *         n x n_layers x {float entropy, float cross_entropy, float kl}
+ *   DRFT  uint32 prompt, uint32 K, uint64 pos0, uint64 n, then n rows of
+ *         K x {int32 token, float entropy, float surprisal, int32 rank}
+ *         (16 K bytes; head j of the row of position t drafts x_{t+1+j})
  * The header's "recorded" object names the hooks (name, kind, layer,
- * width), the dtype, top_k, whether the lens was taken, n_layers, n_vocab
- * (the tokens the statistics run over) and n_ctx; "sampling" holds the
- * temperature, top_k, top_p, seed and n_gen.
+ * width; head for a drafter's), the dtype, top_k, whether the lens was
+ * taken, n_layers, n_vocab (the tokens the statistics run over), n_ctx and
+ * the drafter (null without one); "sampling" holds the temperature, top_k,
+ * top_p, seed and n_gen.
+ *
+ * With a drafter (bitlens/drafter.h), at every evaluated position t (the
+ * positions with STAT rows) the drafter reads the row of its hook at t and
+ * its K heads draft x_{t+2} .. x_{t+1+K}.  Head j's row of a DRFT record:
+ *   token      its argmax over the n_vocab tokens (ties: the lower id)
+ *   entropy    of the softmax of its logits, bits
+ *   surprisal  -log2 q_j(x_{t+1+j}) of the token actually at t+1+j, bits
+ *              (NaN where the sequence ends before t+1+j)
+ *   rank       of that token, 0 for the argmax (ties: lower ids first),
+ *              -1 where it is not known
+ * The drafter's own tensors are hook points for --hooks like the model's:
+ *   drafter.heads.J.hook_hidden   [d]        head J's last hidden state
+ *   drafter.heads.J.hook_logits   [n_vocab]  its logits
+ * listed in recorded.hooks after the model's, head by head, with kind
+ * BL_TRACE_HOOK_DRAFTER_HIDDEN or _LOGITS, layer -1 and "head": J.
  */
 #ifndef BITLENS_RECORD_H
 #define BITLENS_RECORD_H
 
 #include <bitlens/common.h>
+#include <bitlens/drafter.h>
 #include <bitlens/model.h>
 #include <bitlens/sampler.h>
 #include <bitlens/trace.h>
@@ -58,6 +78,22 @@ extern "C" {
 #define BL_CHUNK_STATS BL_FOURCC('S', 'T', 'A', 'T')
 #define BL_CHUNK_TENSOR BL_FOURCC('T', 'E', 'N', 'S')
 #define BL_CHUNK_LENS BL_FOURCC('L', 'E', 'N', 'S')
+#define BL_CHUNK_DRAFTER BL_FOURCC('D', 'R', 'F', 'T')
+
+/* Hook kinds of a drafter's tensors in recorded.hooks: fixed numbers past
+ * the model's kinds (enum bl_hook_kind, <bitlens/ctx.h>), so that a kind
+ * added there never takes them. */
+#define BL_TRACE_HOOK_DRAFTER_HIDDEN 64
+#define BL_TRACE_HOOK_DRAFTER_LOGITS 65
+
+/* 1 if `kind` may appear in recorded.hooks: a model hook kind or one of
+ * the drafter's above. */
+int bl_trace_hook_kind_valid(int kind);
+
+/* The hooks recorded by default, and those a drafter adds to them when no
+ * hooks are chosen (bitlens record --drafter without --hooks). */
+#define BL_RECORD_DEFAULT_HOOKS "blocks.*.hook_resid_post"
+#define BL_RECORD_DRAFTER_HOOKS "drafter.heads.*.hook_hidden"
 
 struct bl_record_params {
     const char *hooks;        /* comma-separated globs of hook points to store;
@@ -72,6 +108,15 @@ struct bl_record_params {
     int n_threads;            /* 0: OMP_NUM_THREADS or all processors */
     int hash;                 /* 1: sha256 of the weights file(s) in the header */
     const char *command_line; /* for the header; may be NULL */
+    /* a drafter run at every evaluated position (DRFT records, and its
+     * hook points for `hooks`): `drafter` (borrowed; it must be for
+     * `model`), or when it is NULL the file `drafter_path`, loaded for the
+     * model (BL_EMISMATCH naming both when it was made for another).
+     * drafter_path names the file in the header (and is hashed there
+     * unless hash is 0); it may be NULL with `drafter` given.  Medusa-style
+     * only: an EAGLE-style drafter is BL_EUNSUPPORTED. */
+    const bl_drafter *drafter;
+    const char *drafter_path;
     /* progress: called after each evaluation with the index of the prompt
      * being recorded (n_prompts when all are done) and the positions so
      * far; nonzero stops (BL_ESTOPPED) */
@@ -88,6 +133,7 @@ struct bl_record_stats {
                                     context before N tokens */
     uint64_t trace_bytes;
     uint64_t tensor_bytes_raw;   /* stored tensor values, before compression */
+    int64_t drafter_rows;        /* DRFT rows (positions drafted from) */
 };
 
 /* Record prompts[0..n-1] through `model` into a trace at `out_path` ("-"
@@ -145,20 +191,42 @@ struct bl_rec_lens {
     const float *rows;             /* n x n_layers x 3 floats */
 };
 
+#define BL_REC_DRAFTER_HEAD_BYTES 16
+
+struct bl_rec_drafter {
+    uint32_t prompt, k;            /* k: heads, 1..BL_DRAFTER_MAX_HEADS */
+    uint64_t pos0, n;
+    const unsigned char *rows;     /* n rows of k x 16 bytes */
+};
+
+/* Head j of a DRFT row (see above). */
+struct bl_rec_drafter_head {
+    int32_t token;                 /* the head's argmax */
+    float entropy;                 /* bits */
+    float surprisal;               /* bits of the actual token; NaN: unknown */
+    int32_t rank;                  /* of the actual token, 0-based; -1: unknown */
+};
+
 int bl_rec_parse_prompt(const struct bl_trace_chunk *c, struct bl_rec_prompt *out, bl_err *err);
 int bl_rec_parse_tokens(const struct bl_trace_chunk *c, struct bl_rec_tokens *out, bl_err *err);
 int bl_rec_parse_stats(const struct bl_trace_chunk *c, struct bl_rec_stats *out, bl_err *err);
 int bl_rec_parse_tensor(const struct bl_trace_chunk *c, struct bl_rec_tensor *out, bl_err *err);
 int bl_rec_parse_lens(const struct bl_trace_chunk *c, struct bl_rec_lens *out, bl_err *err);
+int bl_rec_parse_drafter(const struct bl_trace_chunk *c, struct bl_rec_drafter *out, bl_err *err);
+
+/* Row i of a DRFT record: its k heads into heads[0..k-1]. */
+void bl_rec_drafter_row(const struct bl_rec_drafter *d, uint64_t i, struct bl_rec_drafter_head *heads);
 
 /* ---- the header, parsed and checked (every field the analyzers use) */
 
 struct bl_trace_hook {
     const char *name;
-    int kind;                      /* enum bl_hook_kind */
+    int kind;                      /* enum bl_hook_kind, or
+                                      BL_TRACE_HOOK_DRAFTER_HIDDEN / _LOGITS */
     int layer;                     /* block, -1 outside the blocks */
     int64_t width;                 /* values per row; -1: attention rows of
                                       n_heads x n_ctx, padded */
+    int head;                      /* a drafter's hook: its head, 1..K; else 0 */
 };
 
 struct bl_trace_meta {
@@ -173,6 +241,12 @@ struct bl_trace_meta {
     int64_t dim, n_heads;          /* model.config */
     double temperature;            /* sampling.temperature */
     int64_t n_gen;                 /* sampling.n_gen */
+    /* recorded.drafter; drafter_heads 0 when there is none */
+    int drafter_heads;             /* K */
+    const char *drafter_kind;      /* "medusa" */
+    const char *drafter_hook;      /* the model's hook it reads */
+    const char *drafter_path;      /* NULL if not recorded */
+    const char *drafter_sha256;    /* NULL if not hashed */
     void *json;                    /* owns the strings above */
 };
 

@@ -9,7 +9,8 @@
  * array the header hands out) and text, each token's id, flag and text
  * through bl_rec_token(), each STAT row with its top-k through
  * bl_rec_stat_row(), each tensor element decoded, each lens float (as the
- * float array the header hands out).  Checked: a failed open hands out no
+ * float array the header hands out), each drafter head through
+ * bl_rec_drafter_row().  Checked: a failed open hands out no
  * reader and sets err; chunks come in order, each right after the one
  * before and inside the input, at most BL_TRACE_MAX_CHUNK raw bytes, stored
  * as is only when stored and raw lengths agree; what a parser accepts fills
@@ -194,12 +195,37 @@ static int walk_lens(const struct bl_trace_chunk *c)
     return 1;
 }
 
+static int walk_drafter(const struct bl_trace_chunk *c)
+{
+    struct bl_rec_drafter d;
+    struct bl_rec_drafter_head h[BL_DRAFTER_MAX_HEADS];
+    bl_err err;
+    int rc = bl_rec_parse_drafter(c, &d, &err);
+    if (rc) {
+        parse_failed(rc, &err);
+        return 0;
+    }
+    FUZZ_CHECK(c->type == BL_CHUNK_DRAFTER);
+    FUZZ_CHECK(d.k >= 1 && d.k <= BL_DRAFTER_MAX_HEADS);
+    FUZZ_CHECK(24 + d.n * 16 * (uint64_t)d.k == c->raw_len);
+    FUZZ_CHECK(inside(d.rows, d.n * 16 * (uint64_t)d.k, c->data, c->data + c->raw_len));
+    for (uint64_t i = 0; i < d.n; i++) {
+        bl_rec_drafter_row(&d, i, h);
+        for (uint32_t j = 0; j < d.k; j++) {
+            fuzz_sink += (unsigned)h[j].token + (unsigned)h[j].rank;
+            sink_f32(h[j].entropy);
+            sink_f32(h[j].surprisal);
+        }
+    }
+    return 1;
+}
+
 static const struct {
     uint32_t type;
     int (*walk)(const struct bl_trace_chunk *);
 } parsers[] = {
     {BL_CHUNK_PROMPT, walk_prompt}, {BL_CHUNK_TOKENS, walk_tokens}, {BL_CHUNK_STATS, walk_stats},
-    {BL_CHUNK_TENSOR, walk_tensor}, {BL_CHUNK_LENS, walk_lens},
+    {BL_CHUNK_TENSOR, walk_tensor}, {BL_CHUNK_LENS, walk_lens},     {BL_CHUNK_DRAFTER, walk_drafter},
 };
 #define N_PARSERS (sizeof parsers / sizeof parsers[0])
 
@@ -294,7 +320,7 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 /* Seeds for tests/fuzz/replay.c: small traces written with the writer,
- * holding every record type (f32, f16 and bf16 tensors, shuffled,
+ * holding every record type (f32, f16 and bf16 tensors, shuffled, DRFT,
  * compressed or not), a chunk of an unknown type and an empty one.  Calls
  * add() for each; returns how many. */
 #include "testutil.h"
@@ -420,6 +446,19 @@ static int write_records(bl_trace_writer *w, int big)
     for (int i = 0; i < 12; i++)
         sb_f32(&s, (float)i / 3.0f);
     PUT(BL_CHUNK_LENS, 0, 0);
+    /* DRFT: 2 positions x 2 heads */
+    s.n = 0;
+    sb_u32(&s, 0);
+    sb_u32(&s, 2);
+    sb_u64(&s, 0);
+    sb_u64(&s, 2);
+    for (int i = 0; i < 4; i++) {
+        sb_u32(&s, (uint32_t)(261 + i));
+        sb_f32(&s, 1.5f + (float)i);
+        sb_f32(&s, 2.25f * (float)i);
+        sb_u32(&s, (uint32_t)(i == 3 ? -1 : i));
+    }
+    PUT(BL_CHUNK_DRAFTER, 0, 0);
     /* an unknown type, an empty chunk */
     s.n = 0;
     sb_bytes(&s, "extra", 5);
