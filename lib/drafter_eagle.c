@@ -545,8 +545,9 @@ double bli_eagle_loss(const struct bli_eagle *e, struct bli_eagle_ws *w, const f
 
 /* ---------------------------------------------------------------- drafting */
 
-int bli_eagle_draft(const struct bli_eagle *e, struct bli_eagle_ws *w, const float *f, const int32_t *y, int64_t T,
-                    int64_t pos0, int n_draft, int32_t *out, bl_err *err)
+int bli_eagle_draft_full(const struct bli_eagle *e, struct bli_eagle_ws *w, const float *f, const int32_t *y,
+                         int64_t T, int64_t pos0, int n_draft, int64_t n_tokens, int32_t *tokens, float *logits,
+                         float *hidden, bl_err *err)
 {
     if (n_draft < 1)
         return bli_err(err, BL_EINVAL, "%d EAGLE draft tokens", n_draft);
@@ -556,18 +557,30 @@ int bli_eagle_draft(const struct bli_eagle *e, struct bli_eagle_ws *w, const flo
     int rc = check_window(e, w, y, T, pos0, err);
     if (rc)
         return rc;
-    int64_t d = e->d, n = T;
+    int64_t d = e->d, V = e->V, n = T, Vt = n_tokens > 0 && n_tokens < V ? n_tokens : V;
     memcpy(w->fx, f, (size_t)(T * d) * sizeof(float));
     memcpy(w->yx, y, (size_t)T * sizeof(int32_t));
     for (int k = 0; k < n_draft; k++) {
         forward(e, w, w->fx, w->yx, n, pos0);
-        int32_t tok = argmax_row(w->Z + (n - 1) * e->V, e->V);
-        out[k] = tok;
+        const float *z = w->Z + (n - 1) * V, *g = w->G + (n - 1) * d;
+        int32_t tok = argmax_row(z, Vt);
+        if (tokens)
+            tokens[k] = tok;
+        if (logits)
+            memcpy(logits + (int64_t)k * V, z, (size_t)V * sizeof(float));
+        if (hidden)
+            memcpy(hidden + (int64_t)k * d, g, (size_t)d * sizeof(float));
         if (k + 1 < n_draft) {   /* the next input: (g of the last step, its token) */
-            memcpy(w->fx + n * d, w->G + (n - 1) * d, (size_t)d * sizeof(float));
+            memcpy(w->fx + n * d, g, (size_t)d * sizeof(float));
             w->yx[n] = tok;
             n++;
         }
     }
     return BL_OK;
+}
+
+int bli_eagle_draft(const struct bli_eagle *e, struct bli_eagle_ws *w, const float *f, const int32_t *y, int64_t T,
+                    int64_t pos0, int n_draft, int32_t *out, bl_err *err)
+{
+    return bli_eagle_draft_full(e, w, f, y, T, pos0, n_draft, 0, out, NULL, NULL, err);
 }

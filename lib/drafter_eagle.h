@@ -145,4 +145,17 @@ double bli_eagle_loss(const struct bli_eagle *e, struct bli_eagle_ws *w, const f
 int bli_eagle_draft(const struct bli_eagle *e, struct bli_eagle_ws *w, const float *f, const int32_t *y, int64_t T,
                     int64_t pos0, int n_draft, int32_t *out, bl_err *err);
 
+/* bli_eagle_draft with what each drafting step k (0..n_draft-1) saw: the
+ * token is the argmax of the last step's logits over the first n_tokens
+ * (<= 0 or beyond V: all V; ties: the lower id), so a vocabulary padded
+ * past its real tokens never drafts a padding id; tokens [n_draft],
+ * logits [n_draft x V] and hidden [n_draft x d] (each may be NULL) receive
+ * step k's token, its logits (which predict the token k + 1 places
+ * after the window's last y) and its g (which stands for the feature
+ * before it).  Same errors and workspace as bli_eagle_draft, which is
+ * this with n_tokens 0. */
+int bli_eagle_draft_full(const struct bli_eagle *e, struct bli_eagle_ws *w, const float *f, const int32_t *y,
+                         int64_t T, int64_t pos0, int n_draft, int64_t n_tokens, int32_t *tokens, float *logits,
+                         float *hidden, bl_err *err);
+
 #endif

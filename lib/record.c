@@ -271,7 +271,7 @@ static int add_rows(struct rec *r, int64_t pos0, int64_t n, const int32_t *ids, 
     r->stat.n += (uint64_t)n;
     r->st.positions += n;
     int rc;
-    if (r->dp && (rc = bli_drafter_probe_rows(r->dp, pos0, n, err)))
+    if (r->dp && (rc = bli_drafter_probe_rows(r->dp, pos0, n, r->logits, err)))
         return rc;
     if (!r->lp)
         return BL_OK;

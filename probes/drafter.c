@@ -20,7 +20,23 @@
  * -1).  A position drafted from has its x_{t+1} known, and x_{t+1+K} is
  * known before position t+K+1 is drafted from, so K+1 positions suffice.
  * DRFT rows wait in a buffer until none of their heads waits, and go out
- * as a record when about 256 KiB has gathered or the prompt ends. */
+ * as a record when about 256 KiB has gathered or the prompt ends.
+ *
+ * An EAGLE-style drafter (lib/drafter_eagle.h) drafts from a history, not
+ * from one row: at position t its window is the prompt's positions
+ * w0 = max(0, t - 15) .. t (BLI_EAGLE_WINDOW of them), step i the feature
+ * at w0 + i and the token after it, x_{w0+i+1}, at RoPE position w0 + i
+ * (as training places a window at its offset in the sequence).  It then
+ * drafts K tokens autoregressively (bli_eagle_draft_full, argmax over the
+ * first n_tokens); head j's logits and hidden state are those of drafting
+ * step j, which predict x_{t+1+j}, so the statistics above apply as they
+ * are.  The feature rows of the last 15 positions before a batch are kept
+ * in front of it.  x_{t+1} is known at t except at the last position of a
+ * prompt recorded without generation: there the window's last token is
+ * the model's own argmax at t over the first n_tokens (the token a greedy
+ * verification would accept).  Positions are drafted from in parallel,
+ * one workspace per thread; each position's result depends only on its
+ * window, so the bits do not depend on the thread count. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -30,6 +46,7 @@
 #include <omp.h>
 #endif
 
+#include "drafter_eagle.h"
 #include "drafter_internal.h"
 #include "internal.h"
 #include "probes.h"
@@ -45,8 +62,13 @@ struct bli_drafter_probe {
     int K;
     int64_t D, V, Vt, nb;
     int n_threads;
-    float *feat;          /* [nb x D] the hook rows of the batch */
+    float *fbuf;          /* [(W1 + nb) x D] the hook rows: W1 kept before the batch, then the batch's */
+    float *feat;          /* fbuf + W1 x D: the row of position lo */
+    int64_t W1;           /* rows kept before the batch: BLI_EAGLE_WINDOW - 1 (EAGLE), 0 */
+    int64_t f_lo;         /* the first position whose row is held, -1: none yet */
     int64_t lo, n_cap;    /* the batch: positions lo .. lo+n_cap-1 */
+    struct bli_eagle_ws *ews;   /* EAGLE: [n_threads] workspaces of BLI_EAGLE_WINDOW + K - 1 steps */
+    int32_t *ey;          /* EAGLE: [n_threads x BLI_EAGLE_WINDOW] a window's tokens */
     int64_t m;            /* rows drafted at once, a multiple of BLOCK (or nb) */
     float *logits;        /* [m x K x V] */
     float *hidden;        /* [m x K x D], NULL when no hidden state is stored */
@@ -107,9 +129,6 @@ int bli_drafter_probe_alloc(struct bli_drafter_probe **out, bl_ctx *ctx, const b
     if (c->d != mc->dim || c->n_vocab != mc->n_vocab)
         return bli_err(err, BL_EINVAL, "a drafter of width %" PRId64 " and %" PRId64 " tokens for a model of dim %"
                        PRId64 " and %" PRId64 " tokens", c->d, c->n_vocab, mc->dim, mc->n_vocab);
-    if (c->kind != BL_DRAFTER_MEDUSA)   /* EAGLE drafts from a history of verified positions */
-        return bli_err(err, BL_EUNSUPPORTED, "an EAGLE-style drafter drafts from the positions it verified before, "
-                       "not from one position: recording supports Medusa-style drafters only");
     int64_t hi = -1;
     for (int64_t i = 0; i < bl_ctx_n_hooks(ctx) && hi < 0; i++)
         if (strcmp(bl_ctx_hook_name(ctx, i), c->hook) == 0)
@@ -133,7 +152,10 @@ int bli_drafter_probe_alloc(struct bli_drafter_probe **out, bl_ctx *ctx, const b
     int64_t m = LOGIT_BUDGET / ((int64_t)K * p->V);
     m = m < BLOCK ? BLOCK : m / BLOCK * BLOCK;
     p->m = m < n_batch ? m : n_batch;
-    p->feat = bli_malloc_array((size_t)(n_batch * p->D), sizeof(float));
+    p->W1 = d->eagle ? BLI_EAGLE_WINDOW - 1 : 0;
+    p->f_lo = -1;
+    p->fbuf = bli_malloc_array((size_t)((p->W1 + n_batch) * p->D), sizeof(float));
+    p->feat = p->fbuf ? p->fbuf + p->W1 * p->D : NULL;
     p->logits = bli_malloc_array((size_t)(p->m * K * p->V), sizeof(float));
     p->names = bli_calloc((size_t)(2 * K), sizeof *p->names);
     p->pts = bli_calloc((size_t)(2 * K), sizeof *p->pts);
@@ -144,10 +166,21 @@ int bli_drafter_probe_alloc(struct bli_drafter_probe **out, bl_ctx *ctx, const b
     p->pend = bli_calloc((size_t)((K + 1) * K), 1);
     p->cap = 24 + (size_t)n_batch * ROW(K) + FLUSH_BYTES;
     p->buf = malloc(p->cap);
-    if (!p->feat || !p->logits || !p->names || !p->pts || !p->pt || !p->ring || !p->ring_lse || !p->ring_t ||
-        !p->pend || !p->buf) {
+    if (d->eagle) {
+        p->ews = bli_calloc((size_t)p->n_threads, sizeof *p->ews);
+        p->ey = bli_malloc_array((size_t)p->n_threads * BLI_EAGLE_WINDOW, sizeof(int32_t));
+    }
+    if (!p->fbuf || !p->logits || !p->names || !p->pts || !p->pt || !p->ring || !p->ring_lse || !p->ring_t ||
+        !p->pend || !p->buf || (d->eagle && (!p->ews || !p->ey))) {
         bli_drafter_probe_free(p);
         return bli_err(err, BL_ENOMEM, "out of memory for a drafter of %d heads over %" PRId64 " tokens", K, p->V);
+    }
+    for (int i = 0; d->eagle && i < p->n_threads; i++) {
+        int rc = bli_eagle_ws_init(&p->ews[i], d->eagle, BLI_EAGLE_WINDOW + K - 1, err);
+        if (rc) {
+            bli_drafter_probe_free(p);
+            return rc;
+        }
     }
     for (int j = 0; j < K; j++) {
         snprintf(p->names[2 * j], sizeof p->names[0], "drafter.heads.%d.hook_hidden", j + 1);
@@ -199,11 +232,20 @@ void bli_drafter_probe_prompt(struct bli_drafter_probe *p, uint32_t prompt, cons
     for (int i = 0; i <= p->K; i++)
         p->ring_t[i] = -1;
     memset(p->pend, 0, (size_t)((p->K + 1) * p->K));
+    p->f_lo = -1;
 }
 
 void bli_drafter_probe_batch(struct bli_drafter_probe *p, int64_t pos0, int64_t n)
 {
     BL_ASSERT(n >= 0 && n <= p->nb);
+    if (p->W1 > 0 && p->f_lo >= 0 && pos0 == p->lo + p->n_cap) {
+        /* keep the rows of the W1 positions before pos0 (those held) */
+        int64_t keep = pos0 - p->f_lo < p->W1 ? pos0 - p->f_lo : p->W1;
+        memmove(p->feat - keep * p->D, p->feat + (pos0 - keep - p->lo) * p->D, (size_t)(keep * p->D) * sizeof(float));
+        p->f_lo = pos0 - keep;
+    } else {
+        p->f_lo = pos0;
+    }
     p->lo = pos0;
     p->n_cap = n;
 }
@@ -294,7 +336,35 @@ void bli_drafter_probe_known(struct bli_drafter_probe *p)
     }
 }
 
-int bli_drafter_probe_rows(struct bli_drafter_probe *p, int64_t pos0, int64_t n, bl_err *err)
+/* EAGLE: draft from position t (row r of p->logits and p->hidden) with
+ * workspace slot `slot`; model_logits: the model's logits at t, for its
+ * argmax when x_{t+1} is not known */
+static int eagle_position(struct bli_drafter_probe *p, int slot, int64_t t, int64_t r, const float *model_logits,
+                          bl_err *err)
+{
+    int64_t w0 = t - (BLI_EAGLE_WINDOW - 1) > p->f_lo ? t - (BLI_EAGLE_WINDOW - 1) : p->f_lo, T = t - w0 + 1;
+    int64_t known = p->n_seq ? *p->n_seq : 0;
+    int32_t *y = p->ey + (size_t)slot * BLI_EAGLE_WINDOW;
+    for (int64_t i = 0; i < T; i++) {
+        int64_t q = w0 + i + 1;
+        if (q < known) {
+            y[i] = p->seq[q];
+        } else {   /* only the last: positions are drafted from in order of the tokens */
+            BL_ASSERT(q == t + 1 && model_logits);
+            int64_t am = 0;
+            for (int64_t v = 1; v < p->Vt; v++)
+                if (model_logits[v] > model_logits[am])
+                    am = v;
+            y[i] = (int32_t)am;
+        }
+    }
+    int K = p->K;
+    return bli_eagle_draft_full(p->d->eagle, &p->ews[slot], p->feat + (w0 - p->lo) * p->D, y, T, w0, K, p->Vt, NULL,
+                                p->logits + r * K * p->V, p->hidden ? p->hidden + r * K * p->D : NULL, err);
+}
+
+int bli_drafter_probe_rows(struct bli_drafter_probe *p, int64_t pos0, int64_t n, const float *model_logits,
+                           bl_err *err)
 {
     int K = p->K;
     int64_t V = p->V, D = p->D;
@@ -305,19 +375,39 @@ int bli_drafter_probe_rows(struct bli_drafter_probe *p, int64_t pos0, int64_t n,
     for (int64_t i0 = 0; i0 < n; i0 += p->m) {
         int64_t mm = n - i0 < p->m ? n - i0 : p->m, nblk = (mm + BLOCK - 1) / BLOCK;
         const float *x = p->feat + (pos0 + i0 - p->lo) * D;
-        /* the drafter, block by block */
-        int failed = 0, nt = nblk < p->n_threads ? (int)nblk : p->n_threads;
+        int failed = 0, nt;
         bl_err berr = {0};
+        if (p->d->eagle) {   /* EAGLE: position by position, each from its window */
+            nt = mm < p->n_threads ? (int)mm : p->n_threads;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
-        for (int64_t b = 0; b < nblk; b++) {
-            int64_t r0 = b * BLOCK, nr = mm - r0 < BLOCK ? mm - r0 : BLOCK;
-            bl_err e;
-            if (bl_drafter_eval(p->d, x + r0 * D, nr, p->logits + r0 * K * V, NULL,
-                                p->hidden ? p->hidden + r0 * K * D : NULL, &e)) {
+            for (int64_t r = 0; r < mm; r++) {
+                int slot = 0;
+#ifdef _OPENMP
+                slot = omp_get_thread_num();
+#endif
+                int64_t t = pos0 + i0 + r;
+                bl_err e;
+                if (eagle_position(p, slot, t, r, model_logits ? model_logits + (t - pos0) * V : NULL, &e)) {
 #pragma omp critical(bli_drafter_probe_err)
-                if (!failed) {
-                    failed = 1;
-                    berr = e;
+                    if (!failed) {
+                        failed = 1;
+                        berr = e;
+                    }
+                }
+            }
+        } else {   /* Medusa: block by block */
+            nt = nblk < p->n_threads ? (int)nblk : p->n_threads;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+            for (int64_t b = 0; b < nblk; b++) {
+                int64_t r0 = b * BLOCK, nr = mm - r0 < BLOCK ? mm - r0 : BLOCK;
+                bl_err e;
+                if (bl_drafter_eval(p->d, x + r0 * D, nr, p->logits + r0 * K * V, NULL,
+                                    p->hidden ? p->hidden + r0 * K * D : NULL, &e)) {
+#pragma omp critical(bli_drafter_probe_err)
+                    if (!failed) {
+                        failed = 1;
+                        berr = e;
+                    }
                 }
             }
         }
@@ -413,7 +503,11 @@ void bli_drafter_probe_free(struct bli_drafter_probe *p)
 {
     if (!p)
         return;
-    free(p->feat);
+    free(p->fbuf);
+    for (int i = 0; p->ews && i < p->n_threads; i++)
+        bli_eagle_ws_release(&p->ews[i]);
+    free(p->ews);
+    free(p->ey);
     free(p->logits);
     free(p->hidden);
     free(p->names);

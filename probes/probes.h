@@ -102,8 +102,12 @@ void bli_drafter_probe_prompt(struct bli_drafter_probe *p, uint32_t prompt, cons
 /* The batch about to be evaluated: positions pos0 .. pos0+n-1. */
 void bli_drafter_probe_batch(struct bli_drafter_probe *p, int64_t pos0, int64_t n);
 /* The batch's positions pos0 .. pos0+n-1 were evaluated: draft from them
- * (the tokens known so far settle what they can). */
-int bli_drafter_probe_rows(struct bli_drafter_probe *p, int64_t pos0, int64_t n, bl_err *err);
+ * (the tokens known so far settle what they can).  model_logits: the
+ * model's logits of those positions [n x n_vocab], read by an EAGLE-style
+ * drafter at a position whose next token is not known (may be NULL when
+ * every next token is). */
+int bli_drafter_probe_rows(struct bli_drafter_probe *p, int64_t pos0, int64_t n, const float *model_logits,
+                           bl_err *err);
 /* More tokens are known (*n_seq grew): settle the drafts they decide. */
 void bli_drafter_probe_known(struct bli_drafter_probe *p);
 /* The prompt is done: the rest stays unknown; write what is buffered. */

@@ -113,8 +113,10 @@ struct bl_record_params {
      * `model`), or when it is NULL the file `drafter_path`, loaded for the
      * model (BL_EMISMATCH naming both when it was made for another).
      * drafter_path names the file in the header (and is hashed there
-     * unless hash is 0); it may be NULL with `drafter` given.  Medusa-style
-     * only: an EAGLE-style drafter is BL_EUNSUPPORTED. */
+     * unless hash is 0); it may be NULL with `drafter` given.  An
+     * EAGLE-style drafter drafts at position t from the window of the
+     * prompt's positions max(0, t - 15) .. t; its head J is its J-th
+     * drafting step. */
     const bl_drafter *drafter;
     const char *drafter_path;
     /* progress: called after each evaluation with the index of the prompt
@@ -243,7 +245,7 @@ struct bl_trace_meta {
     int64_t n_gen;                 /* sampling.n_gen */
     /* recorded.drafter; drafter_heads 0 when there is none */
     int drafter_heads;             /* K */
-    const char *drafter_kind;      /* "medusa" */
+    const char *drafter_kind;      /* "medusa" or "eagle" */
     const char *drafter_hook;      /* the model's hook it reads */
     const char *drafter_path;      /* NULL if not recorded */
     const char *drafter_sha256;    /* NULL if not hashed */
