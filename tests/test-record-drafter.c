@@ -24,12 +24,24 @@
  *     bl_trace_meta_read's checks on it;
  *   - bl_rec_parse_drafter's bounds: truncated, odd-length and overlong
  *     payloads, head counts 0 and 17 (BL_EFORMAT naming chunk and offset);
- *   - a drafter for another model (aidreams260K): BL_EMISMATCH, no file.
+ *   - a drafter for another model (aidreams260K): BL_EMISMATCH, no file;
+ *   - an EAGLE-style drafter with random parameters (3 heads, SwiGLU width
+ *     32): its recorded hook_hidden and hook_logits rows against the
+ *     layer run here, window by window: at position t the recorded
+ *     features and tokens of positions max(0, t-15) .. t (y_i = x_{i+1}),
+ *     RoPE from the window's start, then bli_eagle_forward K times, each
+ *     time appending the last step's (g, argmax); head j is step j.  A
+ *     window one position shorter gives other logits (so the check sees
+ *     the window's length).  Its DRFT rows as above; everything else in
+ *     the trace (tokens, statistics, lens, features) bit for bit that of
+ *     a recording without it; without generation the last position's
+ *     window ends with the model's argmax there (recorded hook_logits).
  *
  * Tolerances, and why:
  *   - hidden and logit rows 1e-5 relative (to the row's largest value):
  *     the same f32 products, only BLAS's blocking may differ between the
- *     16-row blocks of the recording and the rows at once here;
+ *     16-row blocks of the recording and the rows at once here (for EAGLE
+ *     the same calls on the same windows: expected 0);
  *   - DRFT entropy and surprisal against double sums over the recorded
  *     f32 logits: 1e-5 bits (the probe sums exp in float into doubles);
  *     token and rank exactly;
@@ -46,6 +58,7 @@
 
 #include <bitlens/bitlens.h>
 
+#include "drafter_eagle.h"
 #include "drafter_internal.h"
 #include "tap.h"
 #include "testutil.h"
@@ -69,6 +82,8 @@ struct prec {
     float *tens[MAXH];
     unsigned char *stat_bytes;           /* the STAT payloads, concatenated */
     size_t stat_len;
+    unsigned char *lens_bytes;           /* the LENS payloads, concatenated */
+    size_t lens_len;
 };
 
 struct tr {
@@ -104,6 +119,7 @@ static void tr_free(struct tr *t)
         free(p->top1);
         free(p->dr);
         free(p->stat_bytes);
+        free(p->lens_bytes);
         for (int h = 0; h < MAXH; h++)
             free(p->tens[h]);
     }
@@ -193,8 +209,19 @@ static void on_chunk(struct tr *t, const struct bl_trace_chunk *c)
         p->ntens[h] += (int64_t)r.n;
         return;
     }
-    if (c->type != BL_CHUNK_LENS)
-        BAD("unknown chunk type %.4s", (const char *)&c->type);
+    if (c->type == BL_CHUNK_LENS) {
+        struct bl_rec_lens r;
+        if (bl_rec_parse_lens(c, &r, &err) || r.prompt >= (uint32_t)t->n_prompts) {
+            BAD("LENS: %s", err.msg);
+            return;
+        }
+        struct prec *p = &t->p[r.prompt];
+        p->lens_bytes = grow(p->lens_bytes, 1, (int64_t)(p->lens_len + c->raw_len));
+        memcpy(p->lens_bytes + p->lens_len, c->data, c->raw_len);
+        p->lens_len += c->raw_len;
+        return;
+    }
+    BAD("unknown chunk type %.4s", (const char *)&c->type);
 }
 
 static int load(const char *path, struct tr *t)
@@ -834,6 +861,207 @@ static void test_mismatch(const char *other_path, const char *other_tok)
     bl_model_free(other);
 }
 
+/* ------------------------------------------------------------ EAGLE */
+
+/* The EAGLE layer run here over prompt i of t (see the top; windows of
+ * wlen positions), against its recorded drafter.heads.J rows: the worst
+ * relative differences of hidden and logit rows, and the DRFT tokens that
+ * are not the step's argmax.  fi: the features' hook; zi: the model's
+ * logits' (-1: none), whose argmax ends a window where the trace has no
+ * next token.  Returns -1 when something is missing. */
+static int eagle_ref(const struct tr *t, int i, const struct bli_eagle *e, int64_t wlen, int fi, int zi,
+                     double *worst_h, double *worst_z, int64_t *bad_tok, int64_t *n)
+{
+    const struct prec *pr = &t->p[i];
+    int K = t->K;
+    int64_t D = e->d, V = e->V, cap = wlen + K - 1;
+    int hh[BL_DRAFTER_MAX_HEADS], hz[BL_DRAFTER_MAX_HEADS];
+    for (int j = 1; j <= K; j++) {
+        char name[64];
+        snprintf(name, sizeof name, "drafter.heads.%d.hook_hidden", j);
+        hh[j - 1] = hook_index(t, name);
+        snprintf(name, sizeof name, "drafter.heads.%d.hook_logits", j);
+        hz[j - 1] = hook_index(t, name);
+        if (hh[j - 1] < 0 || hz[j - 1] < 0 || pr->ntens[hh[j - 1]] != pr->ndr || pr->ntens[hz[j - 1]] != pr->ndr)
+            return -1;
+    }
+    if (fi < 0 || pr->ntens[fi] < pr->ndr)
+        return -1;
+    struct bli_eagle_ws ws = {0};
+    bl_err err;
+    float *f = malloc((size_t)(cap * D) * sizeof *f), *g = malloc((size_t)(cap * D) * sizeof *g);
+    int32_t *y = malloc((size_t)cap * sizeof *y);
+    int rc = !f || !g || !y || bli_eagle_ws_init(&ws, e, cap, &err) ? -1 : 0;
+    for (int64_t pos = 0; pos < pr->ndr && rc == 0; pos++) {
+        int64_t w0 = pos - (wlen - 1) > 0 ? pos - (wlen - 1) : 0, T = pos - w0 + 1, m = T;
+        memcpy(f, pr->tens[fi] + w0 * D, (size_t)(T * D) * sizeof *f);
+        for (int64_t k = 0; k < T; k++) {
+            int64_t q = w0 + k + 1;
+            if (q < pr->ntok) {
+                y[k] = pr->tok[q];
+            } else if (zi >= 0 && q == pos + 1) {
+                const float *z = pr->tens[zi] + pos * V;
+                int64_t am = 0;
+                for (int64_t v = 1; v < V; v++)
+                    am = z[v] > z[am] ? v : am;
+                y[k] = (int32_t)am;
+            } else {
+                rc = -1;
+            }
+        }
+        for (int j = 0; j < K && rc == 0; j++) {
+            if (bli_eagle_forward(e, &ws, f, y, m, w0, g, NULL, &err)) {
+                rc = -1;
+                break;
+            }
+            const float *z = ws.Z + (m - 1) * V, *gl = g + (m - 1) * D;
+            const float *rh = pr->tens[hh[j]] + pos * D, *rz = pr->tens[hz[j]] + pos * V;
+            double mh = 1e-30, mz = 1e-30, dh = 0, dz = 0;
+            int64_t am = 0;
+            for (int64_t k = 0; k < D; k++) {
+                mh = fmax(mh, fabs(gl[k]));
+                dh = fmax(dh, fabs((double)gl[k] - rh[k]));
+            }
+            for (int64_t v = 0; v < V; v++) {
+                mz = fmax(mz, fabs(z[v]));
+                dz = fmax(dz, fabs((double)z[v] - rz[v]));
+                am = z[v] > z[am] ? v : am;
+            }
+            *worst_h = fmax(*worst_h, dh / mh);
+            *worst_z = fmax(*worst_z, dz / mz);
+            *bad_tok += pr->dr[pos * K + j].token != am;
+            (*n)++;
+            if (j + 1 < K) {   /* the next step: (g, its argmax) */
+                memcpy(f + m * D, gl, (size_t)D * sizeof *f);
+                y[m++] = (int32_t)am;
+            }
+        }
+    }
+    bli_eagle_ws_release(&ws);
+    free(f);
+    free(g);
+    free(y);
+    return rc;
+}
+
+static void test_eagle(const char *const *prompts, int np)
+{
+    const struct bl_model_config *mc = bl_model_config(model);
+    int64_t D = mc->dim, V = mc->n_vocab;
+    struct bl_drafter_config cfg = {0};
+    cfg.kind = BL_DRAFTER_EAGLE;
+    cfg.n_heads = 3;
+    cfg.n_blocks = 1;
+    cfg.width = 32;
+    bl_drafter *e = NULL;
+    bl_err err;
+    if (bl_drafter_new(&e, model, &cfg, 9, &err)) {
+        ok(0, "an EAGLE drafter: %s", err.msg);
+        skip(9, "no EAGLE drafter");
+        return;
+    }
+    /* away from the start: attention and the MLP matter (Wo = Wd = 0 there) */
+    for (int64_t i = 0; i < e->n_params; i++)
+        e->params[i] += (float)(0.1 * urand());
+    int K = cfg.n_heads;
+    struct bl_record_params p = bl_record_default_params();
+    p.hooks = "ln_final.hook_normalized,drafter.heads.*";
+    p.dtype = BL_F32;
+    p.top_k = 3;
+    p.lens = 1;
+    p.n_gen = 10;
+    p.sampling.seed = 5;
+    p.drafter = e;
+    char path[4200], path2[4200];
+    int rc = record("eagle.blt", prompts, np, &p, path, sizeof path, &err);
+    struct tr t;
+    if (rc || load(path, &t)) {
+        ok(0, "record 3 prompts with an EAGLE drafter: %s", rc ? err.msg : t.bad);
+        skip(9, "no trace");
+        bl_drafter_free(e);
+        return;
+    }
+    ok(1, "record 3 prompts with an EAGLE drafter of 3 heads");
+    ok(t.meta.drafter_heads == K && strcmp(t.meta.drafter_kind, "eagle") == 0 && t.meta.n_hooks == 1 + 2 * K,
+       "header: recorded.drafter: %d heads, eagle; the feature's hook and 2 per head", K);
+    int rows_ok = t.n_prompts == np;
+    for (int i = 0; i < np && rows_ok; i++) {
+        rows_ok = t.p[i].ndr == t.p[i].nstat && t.p[i].nstat == t.p[i].ntok - 1;
+        for (int h = 0; h < t.meta.n_hooks; h++)
+            rows_ok &= t.p[i].ntens[h] == t.p[i].nstat;
+    }
+    ok(rows_ok, "a DRFT row and a row of each drafter hook at every position with statistics");
+
+    /* the layer run here, window by window */
+    double wh = 0, wz = 0, sh = 0, sz = 0;
+    int64_t bad_tok = 0, n = 0, sbad = 0, sn = 0;
+    int ref_ok = 1;
+    for (int i = 0; i < np; i++) {
+        ref_ok &= eagle_ref(&t, i, e->eagle, BLI_EAGLE_WINDOW, 0, -1, &wh, &wz, &bad_tok, &n) == 0;
+        ref_ok &= eagle_ref(&t, i, e->eagle, BLI_EAGLE_WINDOW - 1, 0, -1, &sh, &sz, &sbad, &sn) == 0;
+    }
+    ok(ref_ok && wh <= 1e-5, "EAGLE hook_hidden rows = g of drafting step J over the window max(0, t-15) .. t "
+       "(worst %.2g relative, %lld drafts)", wh, (long long)n);
+    ok(ref_ok && wz <= 1e-5, "EAGLE hook_logits rows = the logits of drafting step J (worst %.2g relative)", wz);
+    ok(ref_ok && bad_tok == 0, "EAGLE DRFT tokens = each step's argmax, the token the next step reads (%lld differ)",
+       (long long)bad_tok);
+    ok(ref_ok && sz > 1e-3, "a window of 15 positions instead of 16 gives other logits (by %.2g relative): the "
+       "check sees the window", sz);
+    int64_t checked = 0, waited = 0;
+    int bad = 0;
+    for (int i = 0; i < np; i++)
+        bad += check_stats(&t, i, V, &checked, &waited, t.p[i].ntok - t.p[i].nsampled);
+    ok(bad == 0 && waited > 0, "EAGLE DRFT entropy, surprisal and rank = double computations from the recorded "
+       "logits (%lld drafts, %lld waited for sampled tokens)", (long long)checked, (long long)waited);
+
+    /* the same without the drafter: everything else bit for bit */
+    struct bl_record_params p2 = p;
+    p2.drafter = NULL;
+    p2.hooks = "ln_final.hook_normalized";
+    rc = record("eagle-plain.blt", prompts, np, &p2, path2, sizeof path2, &err);
+    struct tr u;
+    int same = rc == 0 && load(path2, &u) == 0;
+    if (same) {
+        same = u.n_prompts == t.n_prompts;
+        for (int i = 0; i < np && same; i++) {
+            const struct prec *a = &t.p[i], *b = &u.p[i];
+            same = b->ntok == a->ntok && memcmp(b->tok, a->tok, 4 * (size_t)a->ntok) == 0 &&
+                   b->stat_len == a->stat_len && memcmp(b->stat_bytes, a->stat_bytes, a->stat_len) == 0 &&
+                   b->lens_len == a->lens_len && a->lens_len > 0 &&
+                   memcmp(b->lens_bytes, a->lens_bytes, a->lens_len) == 0 && b->ntens[0] == a->ntens[0] &&
+                   memcmp(b->tens[0], a->tens[0], (size_t)(a->ntens[0] * D) * 4) == 0;
+        }
+        ok(same && u.K == 0, "without the EAGLE drafter: the same tokens, statistics, lens and features, bit for bit");
+        tr_free(&u);
+    } else {
+        ok(0, "without the EAGLE drafter: %s", rc ? err.msg : u.bad);
+    }
+    tr_free(&t);
+
+    /* no generation: the last position's next token is the model's argmax */
+    p.n_gen = 0;
+    p.lens = 0;
+    p.hooks = "ln_final.hook_normalized,hook_logits,drafter.heads.*";
+    rc = record("eagle-nogen.blt", prompts, np, &p, path, sizeof path, &err);
+    if (rc || load(path, &t)) {
+        ok(0, "record with an EAGLE drafter and no generation: %s", rc ? err.msg : t.bad);
+        bl_drafter_free(e);
+        return;
+    }
+    wh = wz = 0;
+    bad_tok = n = 0;
+    ref_ok = hook_index(&t, "hook_logits") >= 0;
+    for (int i = 0; i < np && ref_ok; i++)
+        ref_ok = t.p[i].ndr == t.p[i].ntok &&
+                 eagle_ref(&t, i, e->eagle, BLI_EAGLE_WINDOW, hook_index(&t, "ln_final.hook_normalized"),
+                           hook_index(&t, "hook_logits"), &wh, &wz, &bad_tok, &n) == 0;
+    ok(ref_ok && wh <= 1e-5 && wz <= 1e-5 && bad_tok == 0,
+       "no generation: a DRFT row at every prompt position, the last one's window ending with the model's argmax "
+       "(worst %.2g, %.2g relative, %lld tokens differ)", wh, wz, (long long)bad_tok);
+    tr_free(&t);
+    bl_drafter_free(e);
+}
+
 int main(void)
 {
     char *mp = td_require("models/stories260K.bin"), *tp = td_require("models/tok512.bin");
@@ -902,6 +1130,7 @@ int main(void)
         test_long(text);
     else
         skip(3, "text/tinystories_train_head.txt not found");
+    test_eagle(prompts, 3);
     if (op && ot)
         test_mismatch(op, ot);
     else
