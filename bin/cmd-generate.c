@@ -278,9 +278,6 @@ int cmd_generate(int argc, char **argv)
         for (int j = 0; j < st.n_heads; j++)
             if (st.compared_at[j])
                 fprintf(stderr, " %d: %.3f", j + 1, (double)st.agree_at[j] / (double)st.compared_at[j]);
-        if (spp.mode == BL_SPEC_VERIFY)
-            fprintf(stderr, "\nbitlens generate: %" PRId64 " near-tie decision%s replayed token by token (%" PRId64
-                            " passes)", st.replays, st.replays == 1 ? "" : "s", st.replay_passes);
         fputc('\n', stderr);
     } else if (!cli_quiet && n_gen > 0) {
         double pt = t1 - t0, dt = t2 - t1;

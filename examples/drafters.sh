@@ -11,7 +11,7 @@
 # (greedy, -t 0) and once with each drafter in verify mode.  Printed per
 # drafter: the prompts whose text is byte for byte plain greedy's, and the
 # tokens per model forward pass over all of them (the passes counted by
-# generate, near-tie replays included).  About 10 minutes on two cores.
+# generate).  About 10 minutes on two cores.
 #
 # Environment: BL_BIN (default: bitlens in PATH), BL_TESTDATA (default:
 # ../shared/testdata beside the source tree).

@@ -41,6 +41,7 @@ struct bl_ctx {
     int64_t pos;              /* positions filled */
     int n_threads;
     int ref;                  /* reference kernels */
+    int exact;                /* this eval: BL_EVAL_EXACT */
 
     float *key_cache;         /* [n_layers][n_ctx][KV] */
     float *value_cache;       /* [n_layers][n_ctx][KV] */
@@ -413,6 +414,8 @@ static void matmul(bl_ctx *c, const struct bli_weight *w, const float *X, float 
 {
     if (c->ref)
         bli_matmul_ref(w->type, w->data, X, Y, n, rows, cols);
+    else if (c->exact && n > 1)
+        bli_matmul_dots(w->type, w->data, X, Y, n, rows, cols, c->n_threads);
     else
         bli_matmul(w->type, w->data, X, Y, n, rows, cols, c->wscratch, c->wscratch_n, c->n_threads);
 }
@@ -699,6 +702,7 @@ int bl_ctx_eval(bl_ctx *c, const int32_t *tokens, int64_t n, float *logits, unsi
     int64_t V = c->cfg.n_vocab;
     int all = (flags & BL_EVAL_ALL_LOGITS) != 0;
 
+    c->exact = (flags & BL_EVAL_EXACT) != 0;
     if (n <= 0)
         return ctx_err(c, BL_EINVAL, "no tokens to evaluate");
     if (n > c->n_ctx - c->pos)

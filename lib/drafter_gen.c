@@ -16,16 +16,11 @@
  *   D_0..D_{a-1}, slot g+a is y_a; rewind to P + a + 1; the next drafts
  *   read hook row a.
  * Exactness.  Plain greedy evaluates the prompt in one call and then each
- * token alone (matrix-vector kernels); the batched pass uses matrix-matrix
- * products, whose sums run in another order, and leaves KV entries that
- * differ in the last bits.  Nothing amplifies that within a forward pass,
- * so the logits stay within ~1e-5 of plain greedy's, and a decision whose
- * top-2 gap is wider than that is plain greedy's.  A decision with a gap of
- * at most tie_margin is taken again from exact logits: the positions from
- * E (the first one whose KV entries are not plain greedy's bits) up to the
- * one that predicts the slot are evaluated one token at a time, as plain
- * greedy evaluates them, which gives the same bits (ctx.h: same inputs and
- * thread count, same bits), and E moves past them.
+ * token alone; every pass after the prompt is evaluated with BL_EVAL_EXACT
+ * (the matrix-vector kernel's dot products, row by row; attention, norms
+ * and activations are row by row either way), so its logits and KV
+ * entries are one-token evaluations' bits: the decisions are plain
+ * greedy's.
  *
  * FAST, one step: eval the tokens kept last step (the main model's token
  * and k - 1 drafts), logits of every row; the last row gives the main
@@ -55,7 +50,6 @@ struct bl_spec_params bl_spec_default_params(void)
     p.tokens_per_pass = 2;
     p.n_gen = 64;
     p.stop_at_eos = 1;
-    p.tie_margin = BL_SPEC_DEFAULT_TIE_MARGIN;
     return p;
 }
 
@@ -144,7 +138,10 @@ static int eval(struct gen *g, const int32_t *toks, int64_t n, int all)
     int64_t pos = bl_ctx_pos(g->ctx);
     g->cap.lo = all ? pos : pos + n - 1;
     g->cap.n = all ? n : 1;
-    int rc = bl_ctx_eval(g->ctx, toks, n, g->logits, all ? BL_EVAL_ALL_LOGITS : 0);
+    /* the prompt as plain greedy evaluates it (one call, default kernels);
+     * every later pass with BL_EVAL_EXACT: the bits of one-token evals */
+    unsigned fl = (all ? BL_EVAL_ALL_LOGITS : 0) | (bl_ctx_pos(g->ctx) > 0 ? BL_EVAL_EXACT : 0);
+    int rc = bl_ctx_eval(g->ctx, toks, n, g->logits, fl);
     if (rc)
         return bli_err(g->err, rc, "%s", bl_ctx_errmsg(g->ctx));
     return BL_OK;
@@ -192,16 +189,9 @@ static void emit(struct gen *g, int32_t tok)
         g->done = 1;
 }
 
-/* The token at position pos of the sequence. */
-static int32_t token_at(const struct gen *g, int64_t pos)
-{
-    return pos < g->n_prompt ? g->prompt[pos] : g->seq[pos - g->n_prompt];
-}
-
 static int run_verify(struct gen *g)
 {
     struct bl_spec_stats *st = g->st;
-    int64_t E = g->n_prompt;    /* positions < E hold plain greedy's bits */
     int32_t batch[BL_DRAFTER_MAX_HEADS + 1];
     int rc;
 
@@ -214,18 +204,11 @@ static int run_verify(struct gen *g)
         if ((rc = eval(g, batch, m + 1, 1)))
             return rc;
         st->main_passes++;
-        int exact = m == 0 && E == P;   /* a single-token eval on exact bits */
-        if (exact)
-            E = P + 1;
-        int64_t a = 0, tie = -1;
+        int64_t a = 0;
         int32_t y = -1;
         for (;; a++) {
             float gap;
             y = top2(g->logits + a * g->V, g->Vt, &gap);
-            if (!exact && gap <= g->p->tie_margin) {
-                tie = a;
-                break;
-            }
             if (a == m || g->draft[a] != y)
                 break;
         }
@@ -239,32 +222,13 @@ static int run_verify(struct gen *g)
             emit(g, g->draft[j]);
         if (g->done)
             break;
-        int64_t row = a;
         for (int64_t j = 0; j < a; j++)   /* rows 0 .. a-1 are verified, each followed by its draft */
             hist_add(g, g->hook + j * g->D, g->draft[j]);
-        if (tie >= 0) {
-            /* slot s + a from exact logits: positions E .. P + a alone */
-            int64_t last = P + a;
-            if ((rc = bl_ctx_rewind(g->ctx, E)))
-                return bli_err(g->err, rc, "%s", bl_ctx_errmsg(g->ctx));
-            for (int64_t q = E; q <= last; q++) {
-                int32_t t = token_at(g, q);
-                if ((rc = eval(g, &t, 1, 1)))
-                    return rc;
-                st->main_passes++;
-                st->replay_passes++;
-            }
-            st->replays++;
-            E = last + 1;
-            float gap;
-            y = top2(g->logits, g->Vt, &gap);
-            row = 0;
-        } else if ((rc = bl_ctx_rewind(g->ctx, P + a + 1))) {
+        if ((rc = bl_ctx_rewind(g->ctx, P + a + 1)))
             return bli_err(g->err, rc, "%s", bl_ctx_errmsg(g->ctx));
-        }
-        hist_add(g, g->hook + row * g->D, y);
+        hist_add(g, g->hook + a * g->D, y);
         emit(g, y);
-        if (!g->done && (rc = draft_from(g, row, s + a)))
+        if (!g->done && (rc = draft_from(g, a, s + a)))
             return rc;
     }
     /* verified output is greedy at every slot */
@@ -357,8 +321,6 @@ int bl_drafter_generate(struct bl_ctx *ctx, const bl_drafter *d, const int32_t *
     st->k = p.mode == BL_SPEC_FAST ? p.tokens_per_pass : K + 1;
     if (p.n_gen < 0)
         return bli_err(err, BL_EINVAL, "%" PRId64 " tokens to generate", p.n_gen);
-    if (isnan(p.tie_margin))
-        return bli_err(err, BL_EINVAL, "tie margin is not a number");
     if (!prompt || n_prompt < 1)
         return bli_err(err, BL_EINVAL, "no prompt: generation starts from one token at least");
     if (!out && p.n_gen > 0)

@@ -306,6 +306,24 @@ void bli_blas_single_threaded(void)
 #endif
 }
 
+void bli_matmul_dots(int type, const void *W, const float *X, float *Y, int64_t n, int64_t rows,
+                     int64_t cols, int n_threads)
+{
+    float (*dot)(int, const void *, const float *, int64_t) = dot_ref;
+#ifdef HAVE_X86_KERNELS
+    if (cpu_has_avx2())
+        dot = dot_avx2;
+#endif
+    size_t rb = bl_dtype_row_bytes(type, cols);
+    int nt = n * rows * cols >= PAR_MIN_WORK ? n_threads : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        const unsigned char *w = (const unsigned char *)W + (size_t)r * rb;
+        for (int64_t i = 0; i < n; i++)
+            Y[i * rows + r] = dot(type, w, X + i * cols, cols);
+    }
+}
+
 void bli_matmul(int type, const void *W, const float *X, float *Y, int64_t n,
                 int64_t rows, int64_t cols, float *scratch, size_t scratch_floats,
                 int n_threads)

@@ -41,6 +41,12 @@ void bli_matmul(int type, const void *W, const float *X, float *Y, int64_t n,
                 int64_t rows, int64_t cols, float *scratch, size_t scratch_floats,
                 int n_threads);
 
+/* The same product through the matrix-vector kernel's dot products, each
+ * row of W read once for all n rows of X: bit for bit n bli_matvec calls,
+ * whatever the thread count (bl_ctx_eval's BL_EVAL_EXACT). */
+void bli_matmul_dots(int type, const void *W, const float *X, float *Y, int64_t n, int64_t rows,
+                     int64_t cols, int n_threads);
+
 /* o[i] = w[i] * x[i] / sqrt(mean(x^2) + eps); returns the divisor. */
 float bli_rmsnorm(float *o, const float *x, const float *w, int64_t n, float eps);
 

@@ -11,13 +11,11 @@
  *     that whole drafts are accepted and the bonus token is taken.
  * Checked: VERIFY's output is plain greedy's, token for token, for each
  * drafter and prompt; the statistics add up (tokens = 1 + accepted + main
- * passes - replay passes when no EOS cut the run); FAST with one token per
- * pass is plain greedy; FAST with k = 2 and k = K + 1 gives n_gen tokens in
- * n_gen / k passes (rounded).  Exactness: batched evals of the greedy
- * sequence are compared with the single-token logits (the drift), argmax
- * flips counted, and VERIFY is run with replays off (tie margin < 0) to see
- * whether the drift changes any output on these prompts; with the margin
- * at 1e30 every decision is replayed and the output must still be greedy.
+ * passes when no EOS cut the run); FAST with one token per pass is plain
+ * greedy; FAST with k = 2 and k = K + 1 gives n_gen tokens in n_gen / k
+ * passes (rounded).  Exactness: batched evals (5 positions) of the greedy
+ * sequence with BL_EVAL_EXACT give the single-token logits bit for bit,
+ * which is what makes VERIFY plain greedy's.
  * Errors: mode, tokens per pass, NULL and empty prompt, n_gen, a drafter of
  * another width (llama_gqa_random, dim 96), a hook the model lacks or of
  * another width, a context too short (BL_ERANGE), a token outside the
@@ -108,7 +106,7 @@ static int64_t greedy_in(bl_ctx *c, const int32_t *prompt, int64_t n, int64_t n_
                 if (v != t && logits[t] - logits[v] < gap)
                     gap = logits[t] - logits[v];
             gold_min_gap = gap < gold_min_gap ? gap : gold_min_gap;
-            gold_near_ties += gap <= BL_SPEC_DEFAULT_TIE_MARGIN;
+            gold_near_ties += gap <= 1e-3f;
         }
         if (stop && (t == bl_tokenizer_eos(tok) || t == bl_tokenizer_bos(tok))) {
             *eos_hit = 1;
@@ -258,13 +256,8 @@ static int stats_ok(const struct bl_spec_stats *st, int64_t n_out, const struct 
         *why = "k";
         return 0;
     }
-    /* each verifying pass yields one token at least; replays are passes
-     * that yield none of their own */
-    if (!st->stopped_eos && st->tokens < st->main_passes - st->replay_passes) {
-        *why = "fewer than one token per pass";
-        return 0;
-    }
-    if (st->replays == 0 && !st->stopped_eos && st->mean_accept_len < 1.0) {
+    /* each verifying pass yields one token at least */
+    if (!st->stopped_eos && (st->tokens < st->main_passes || st->mean_accept_len < 1.0)) {
         *why = "fewer than one token per pass";
         return 0;
     }
@@ -273,7 +266,7 @@ static int stats_ok(const struct bl_spec_stats *st, int64_t n_out, const struct 
         return 0;
     }
     if (p->mode == BL_SPEC_VERIFY && !st->stopped_eos &&
-        st->tokens != 1 + st->accepted + st->main_passes - st->replay_passes) {
+        st->tokens != 1 + st->accepted + st->main_passes) {
         *why = "tokens != 1 + accepted + batched passes";
         return 0;
     }
@@ -282,7 +275,7 @@ static int stats_ok(const struct bl_spec_stats *st, int64_t n_out, const struct 
 
 struct run_sum {
     int same, stats, failed;
-    int64_t tokens, passes, drafted, accepted, replays, replay_passes;
+    int64_t tokens, passes, drafted, accepted;
     int64_t agree[BL_DRAFTER_MAX_HEADS], compared[BL_DRAFTER_MAX_HEADS];
     const char *why;
     int first_bad;
@@ -325,8 +318,6 @@ static void run_all(const bl_drafter *d, const struct bl_spec_params *p, struct 
         r->passes += st.main_passes;
         r->drafted += st.drafted;
         r->accepted += st.accepted;
-        r->replays += st.replays;
-        r->replay_passes += st.replay_passes;
         for (int j = 0; j < K; j++) {
             r->agree[j] += st.agree_at[j];
             r->compared[j] += st.compared_at[j];
@@ -341,10 +332,9 @@ static void report(const char *what, const struct run_sum *r, int K)
     for (int j = 0; j < K && o < sizeof heads; j++)
         o += (size_t)snprintf(heads + o, sizeof heads - o, " %.2f",
                               r->compared[j] ? (double)r->agree[j] / (double)r->compared[j] : 0.0);
-    diag("%s: %lld tokens in %lld passes (%.3f tokens/pass), %lld/%lld drafts accepted, %lld replays "
-         "(%lld evals); head agreement%s",
+    diag("%s: %lld tokens in %lld passes (%.3f tokens/pass), %lld/%lld drafts accepted; head agreement%s",
          what, (long long)r->tokens, (long long)r->passes, r->passes ? (double)r->tokens / (double)r->passes : 0.0,
-         (long long)r->accepted, (long long)r->drafted, (long long)r->replays, (long long)r->replay_passes, heads);
+         (long long)r->accepted, (long long)r->drafted, heads);
 }
 
 /* VERIFY is greedy, for drafter d. */
@@ -403,7 +393,7 @@ int main(void)
         n_eos += gold_eos[i];
     }
     ok(!gold_fail, "plain greedy on %d prompts (%d end at EOS); smallest top-2 logit gap on the way %.3g, "
-       "%d decisions with a gap <= %g", NP, n_eos, gold_min_gap, gold_near_ties, (double)BL_SPEC_DEFAULT_TIE_MARGIN);
+       "%d decisions with a gap <= 0.001", NP, n_eos, gold_min_gap, gold_near_ties);
 
     /* ---- batched vs single-token logits along the greedy sequences */
     {
@@ -416,7 +406,7 @@ int main(void)
             /* slot s's token at position plen + s predicts slot s + 1 */
             for (int64_t s = 0; s + 1 < ngold[i] && !fail; s += 5) {
                 int64_t m = ngold[i] - 1 - s < 5 ? ngold[i] - 1 - s : 5;
-                fail |= bl_ctx_eval(ctx, gold[i] + s, m, lg, BL_EVAL_ALL_LOGITS);
+                fail |= bl_ctx_eval(ctx, gold[i] + s, m, lg, BL_EVAL_ALL_LOGITS | BL_EVAL_EXACT);
                 for (int64_t r = 0; r < m && !fail; r++) {
                     const float *ref = gold_logits + ((int64_t)i * NGEN + s + r + 1) * V;
                     double dd = max_abs_diff(lg + r * V, ref, (size_t)V);
@@ -427,10 +417,9 @@ int main(void)
             }
         }
         free(lg);
-        ok(!fail && 2 * drift < BL_SPEC_DEFAULT_TIE_MARGIN,
-           "batched evals (5 positions) of the greedy sequences: logits within %.3g of the single-token ones, "
-           "half the default tie margin %g at most; argmax flips: %d",
-           drift, (double)BL_SPEC_DEFAULT_TIE_MARGIN, flips);
+        ok(!fail && drift == 0 && flips == 0,
+           "batched evals (5 positions, BL_EVAL_EXACT) of the greedy sequences: the single-token logits bit for bit "
+           "(largest difference %.3g, argmax flips %d)", drift, flips);
     }
 
     /* ---- drafters */
@@ -494,28 +483,6 @@ int main(void)
             if (bl_drafter_generate(ctx, trn, prompts[i], plen[i], &p, out, &n, &st, &err) == 0)
                 all += st.accept_at[3] > 0;
         ok(all > 0, "trained drafter: whole drafts (4 of 4) accepted on %d prompts", all);
-    }
-
-    /* ---- exactness near ties */
-    {
-        struct bl_spec_params p = bl_spec_default_params();
-        struct run_sum r;
-        p.tie_margin = -1;
-        run_all(rep, &p, &r);
-        int off_rep = NP - r.same;
-        run_all(trn, &p, &r);
-        int off_trn = NP - r.same;
-        ok(r.replays == 0 && r.failed == 0, "no replays with a negative tie margin");
-        diag("replays off: outputs differing from plain greedy: %d/%d (untrained), %d/%d (trained)", off_rep, NP,
-             off_trn, NP);
-        p.tie_margin = 1e30f;
-        run_all(trn, &p, &r);
-        ok(r.same == NP && r.stats == NP && r.replays > 0,
-           "every decision replayed (tie margin 1e30): plain greedy on %d/%d prompts, %lld replays", r.same, NP,
-           (long long)r.replays);
-        p.tie_margin = 0;
-        run_all(trn, &p, &r);
-        ok(r.same == NP && r.stats == NP, "tie margin 0: plain greedy on %d/%d prompts", r.same, NP);
     }
 
     /* ---- no stop at EOS (none of these continuations reaches one: see
@@ -708,9 +675,6 @@ int main(void)
         rc = bl_drafter_generate(ctx, rep, prompts[0], plen[0], &p, out, &n, &st, &err);
         ERR(BL_EINVAL, "n_gen -1");
         p.n_gen = NGEN;
-        p.tie_margin = NAN;
-        rc = bl_drafter_generate(ctx, rep, prompts[0], plen[0], &p, out, &n, &st, &err);
-        ERR(BL_EINVAL, "NaN tie margin");
         p = bl_spec_default_params();
         p.n_gen = NGEN + 1;
         rc = bl_drafter_generate(ctx, rep, prompts[0], PLEN, &p, out, &n, &st, &err);

@@ -332,6 +332,7 @@ static void test_matmul(int type)
                 worst_init(&wfast[s][t]);
                 worst_init(&wpair[s][t]);
             }
+        int64_t exact_bad = 0, exact_cases = 0;
         for (size_t ri = 0; ri < NELEM(ROWS); ri++)
             for (size_t ci = 0; ci < NELEM(COLS); ci++) {
                 int64_t rows = ROWS[ri], cols = COLS[ci];
@@ -360,6 +361,17 @@ static void test_matmul(int type)
                         for (size_t i = 0; i < ny; i++)
                             Yf[i] = NAN;
                         bli_matmul(type, W, X, Yf, n, rows, cols, scratch, sf, nt);
+                        if (s == 0) {   /* bli_matmul_dots: bit for bit n matrix-vector products */
+                            float *ym = malloc((size_t)rows * sizeof *ym), *yd = malloc(ny * sizeof *yd);
+                            bli_matmul_dots(type, W, X, yd, n, rows, cols, nt);
+                            for (int64_t i = 0; i < n; i++) {
+                                bli_matvec(type, W, X + i * cols, ym, rows, cols, 3 - nt);
+                                exact_bad += memcmp(ym, yd + i * rows, (size_t)rows * sizeof *ym) != 0;
+                            }
+                            exact_cases++;
+                            free(ym);
+                            free(yd);
+                        }
                         for (size_t i = 0; i < ny; i++) {
                             double bound = C_BOUND * (double)cols * FLT_EPSILON * Ad[i];
                             worst_add(&wfast[s][t], Yf[i], Yd[i], bound, n, rows, cols);
@@ -375,6 +387,8 @@ static void test_matmul(int type)
                 free(Yr);
                 free(Yf);
             }
+        ok(exact_bad == 0, "bli_matmul_dots %s n=%lld: bit for bit n bli_matvec calls in %lld cases (1 and 2 "
+           "threads against 2 and 1)", tname(type), (long long)n, (long long)exact_cases);
         ok(worst_ok(&wref), "bli_matmul_ref %s n=%lld vs double, %zu sizes: worst |err| / "
            "(cols eps sum|wx|) = %.3g at %lld x %lld, worst |err| %.3g", tname(type),
            (long long)n, NELEM(ROWS) * NELEM(COLS), wref.ratio, (long long)wref.rows,

@@ -128,6 +128,12 @@ int bl_ctx_rewind(bl_ctx *c, int64_t pos);
 
 /* Flags of bl_ctx_eval(). */
 #define BL_EVAL_ALL_LOGITS 1u   /* logits for every position, else the last only */
+#define BL_EVAL_EXACT 2u        /* the bits of n one-token evaluations: every
+                                   matrix product by the matrix-vector kernel's
+                                   dot products (attention, norms and
+                                   activations are row by row anyway); for a
+                                   speculative decoder's verify passes, slower
+                                   than the default for long batches */
 
 /* Run tokens[0..n-1] at positions pos..pos+n-1, pos = bl_ctx_pos().
  * logits, if not NULL, receives [n x n_vocab] (BL_EVAL_ALL_LOGITS) or

@@ -164,7 +164,8 @@ int bl_drafter_train(bl_drafter *d, const struct bl_drafter_data *data, const un
  * the continuation's, move past the accepted ones and the model's own
  * token, and count the passes.  Since verify mode's output is the greedy
  * continuation, this is the decoding bitlens generate --drafter does
- * (without its near-tie replays), with its tokens per pass; agree[j] /
+ * with its tokens per pass (less one pass per sequence: the first draft
+ * here is counted as a pass, where generate drafts it from the prompt's); agree[j] /
  * compared[j] is head j+1's top-1 agreement at the positions visited. */
 struct bl_drafter_sim {
     int64_t tokens, passes, sequences;
@@ -195,13 +196,9 @@ int bl_drafter_evaluate(const bl_drafter *d, const struct bl_drafter_data *data,
  * accepted + 1 tokens; the KV cache is rewound to the accepted prefix and
  * the next draft reads the hook at the last accepted position.  The output
  * is the plain greedy output: one prompt eval, then one single-token eval
- * per token through the KV cache.  A batched eval (matrix-matrix) differs
- * from single-token evals (matrix-vector) in the last bits, and a KV cache
- * filled by batched passes differs the same way; so when a decision's
- * top-2 logit gap is at most tie_margin, the positions since the last
- * exact one are evaluated again one token at a time, as plain greedy does
- * (same bits, for the same context and thread count), and that decision
- * is taken from the exact logits ("replays").
+ * per token through the KV cache, bit for bit: every pass after the prompt
+ * is evaluated with BL_EVAL_EXACT (bitlens/ctx.h), so its logits and KV
+ * entries are those of one-token evaluations.
  *
  * BL_SPEC_FAST (no verification): each pass yields the main model's token
  * plus the first k - 1 drafted ones (k = tokens_per_pass), all kept; the
@@ -219,8 +216,6 @@ enum bl_spec_mode {
     BL_SPEC_FAST = 2          /* drafts kept unchecked */
 };
 
-#define BL_SPEC_DEFAULT_TIE_MARGIN 1e-3f
-
 struct bl_spec_params {
     int mode;                 /* enum bl_spec_mode (default VERIFY) */
     int tokens_per_pass;      /* FAST: k, tokens kept per pass, 1..K+1: the
@@ -229,20 +224,12 @@ struct bl_spec_params {
     int64_t n_gen;            /* tokens to generate, >= 0 (default 64) */
     int stop_at_eos;          /* stop at the tokenizer's EOS or BOS token, which
                                  is not written to out (default 1) */
-    float tie_margin;         /* VERIFY: replay a decision whose top-2 logit gap
-                                 is <= this, in logits (default
-                                 BL_SPEC_DEFAULT_TIE_MARGIN, 70 times the
-                                 largest batched-vs-single difference seen on
-                                 stories260K, 1.4e-5; 0: only exact ties;
-                                 < 0: never replay, and the output may then
-                                 leave plain greedy near a tie) */
 };
 struct bl_spec_params bl_spec_default_params(void);
 
 struct bl_spec_stats {
     int64_t tokens;           /* tokens generated (= *n_out) */
-    int64_t main_passes;      /* main-model evals after the prompt's, replays
-                                 included */
+    int64_t main_passes;      /* main-model evals after the prompt's */
     int64_t drafted;          /* drafts evaluated by the main model (VERIFY)
                                  or kept (FAST) */
     int64_t accepted;         /* of those, accepted (see above) */
@@ -252,8 +239,6 @@ struct bl_spec_stats {
                                  or tokens_per_pass (FAST) */
     int n_heads;              /* K of the drafter */
     int stopped_eos;          /* 1 if generation ended at EOS/BOS */
-    int64_t replays;          /* VERIFY: near-tie decisions replayed */
-    int64_t replay_passes;    /* single-token evals they took (in main_passes) */
     int64_t offered_at[BL_DRAFTER_MAX_HEADS];  /* drafts at draft position j
                                                   (0-based) evaluated or kept */
     int64_t accept_at[BL_DRAFTER_MAX_HEADS];   /* of those, accepted */
@@ -272,7 +257,7 @@ struct bl_ctx;                /* bl_ctx of <bitlens/ctx.h> */
  * n_prompt + n_gen - 1 positions (BL_ERANGE otherwise).  The context's
  * hooks are cleared at entry and on return: a pass evaluates positions
  * that are then dropped, which a probe would see.  BL_EINVAL for a bad
- * mode, tokens_per_pass, n_gen or tie_margin, a NULL or empty prompt, a
+ * mode, tokens_per_pass or n_gen, a NULL or empty prompt, a
  * NULL out, a prompt token outside the vocabulary, or a drafter whose
  * width, vocabulary or hook does not fit ctx's model. */
 int bl_drafter_generate(struct bl_ctx *ctx, const bl_drafter *d, const int32_t *prompt, int64_t n_prompt,
