@@ -598,6 +598,31 @@ static void adamw(bl_drafter *dr, const float *g, float *m, float *v, int64_t s,
 static int train_eagle(bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *valid,
                        const struct bl_drafter_train_params *p, struct bl_drafter_train_stats *st, bl_err *err);
 
+/* After step s (0-based): every eval_every steps and at the last, the mean
+ * training loss since the last report, the held-out figures (when rows are
+ * held out) and the progress callback, whose nonzero return stops. */
+static int after_step(const bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *valid,
+                      const struct bl_drafter_train_params *p, struct bl_drafter_train_stats *st, int64_t s, int nt,
+                      double *run_loss, int64_t *run_n, bl_err *err)
+{
+    int K = dr->cfg.n_heads, rc;
+    if (!(p->eval_every > 0 && (s + 1) % p->eval_every == 0) && s + 1 != p->steps)
+        return BL_OK;
+    st->steps = s + 1;
+    st->train_loss = *run_n ? *run_loss / (double)*run_n : NAN;
+    *run_loss = 0;
+    *run_n = 0;
+    st->valid_loss = NAN;
+    for (int j = 0; j < K; j++)
+        st->top1[j] = NAN;
+    if (st->n_valid && (rc = dr->eagle ? eagle_eval(dr, data, valid, &st->valid_loss, st->top1, err)
+                                       : evaluate(dr, data, valid, &st->valid_loss, st->top1, nt, err)))
+        return rc;
+    if (p->progress && p->progress(p->progress_user, s + 1, p->steps, st->train_loss, st->valid_loss, st->top1, K))
+        return bli_err(err, BL_ESTOPPED, "stopped at step %" PRId64, s + 1);
+    return BL_OK;
+}
+
 int bl_drafter_train(bl_drafter *dr, const struct bl_drafter_data *data, const unsigned char *valid,
                      const struct bl_drafter_train_params *p, struct bl_drafter_train_stats *st, bl_err *err)
 {
@@ -672,23 +697,8 @@ int bl_drafter_train(bl_drafter *dr, const struct bl_drafter_data *data, const u
             run_n++;
         }
         adamw(dr, g, m, v, s, warm, p);
-        int last = s + 1 == p->steps;
-        if ((p->eval_every > 0 && (s + 1) % p->eval_every == 0) || last) {
-            st->steps = s + 1;
-            st->train_loss = run_n ? run_loss / run_n : NAN;
-            run_loss = 0;
-            run_n = 0;
-            st->valid_loss = NAN;
-            for (int j = 0; j < K; j++)
-                st->top1[j] = NAN;
-            if (nva && (rc = evaluate(dr, data, valid, &st->valid_loss, st->top1, nt, err)))
-                goto out;
-            if (p->progress &&
-                p->progress(p->progress_user, s + 1, p->steps, st->train_loss, st->valid_loss, st->top1, K)) {
-                rc = bli_err(err, BL_ESTOPPED, "stopped at step %" PRId64, s + 1);
-                goto out;
-            }
-        }
+        if ((rc = after_step(dr, data, valid, p, st, s, nt, &run_loss, &run_n, err)))
+            goto out;
     }
     st->steps = p->steps;
 out:
@@ -873,7 +883,6 @@ static int train_eagle(bl_drafter *dr, const struct bl_drafter_data *data, const
                        const struct bl_drafter_train_params *p, struct bl_drafter_train_stats *st, bl_err *err)
 {
     enum { W = BLI_EAGLE_WINDOW };
-    int K = dr->cfg.n_heads;
     memset(st, 0, sizeof *st);
     if (data->d != dr->cfg.d || data->k < 1 || !data->seq)
         return bli_err(err, BL_EINVAL, "training set of width %" PRId64 " for a drafter of width %" PRId64, data->d,
@@ -980,23 +989,8 @@ static int train_eagle(bl_drafter *dr, const struct bl_drafter_data *data, const
         run_loss += loss;
         run_n++;
         adamw(dr, g, m, v, s, warm, p);
-        int last = s + 1 == p->steps;
-        if ((p->eval_every > 0 && (s + 1) % p->eval_every == 0) || last) {
-            st->steps = s + 1;
-            st->train_loss = run_n ? run_loss / (double)run_n : NAN;
-            run_loss = 0;
-            run_n = 0;
-            st->valid_loss = NAN;
-            for (int j = 0; j < K; j++)
-                st->top1[j] = NAN;
-            if (st->n_valid && (rc = eagle_eval(dr, data, valid, &st->valid_loss, st->top1, err)))
-                break;
-            if (p->progress &&
-                p->progress(p->progress_user, s + 1, p->steps, st->train_loss, st->valid_loss, st->top1, K)) {
-                rc = bli_err(err, BL_ESTOPPED, "stopped at step %" PRId64, s + 1);
-                break;
-            }
-        }
+        if ((rc = after_step(dr, data, valid, p, st, s, nt, &run_loss, &run_n, err)))
+            break;
     }
     free(order);
     if (!rc)

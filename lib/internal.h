@@ -64,6 +64,24 @@ static inline float bli_rd_f32(const unsigned char *p)
     return v;
 }
 
+/* Little-endian stores to possibly unaligned memory. */
+static inline void bli_wr_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void bli_wr_u64(unsigned char *p, uint64_t v)
+{
+    bli_wr_u32(p, (uint32_t)v);
+    bli_wr_u32(p + 4, (uint32_t)(v >> 32));
+}
+static inline void bli_wr_f32(unsigned char *p, float f)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &f, 4);
+    bli_wr_u32(p, u);
+}
+
 /* The base name of a path (pointer into it). */
 const char *bli_basename(const char *path);
 

@@ -40,18 +40,6 @@ struct bl_record_params bl_record_default_params(void)
     return p;
 }
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* A growing chunk payload: a fixed header, then rows. */
 struct rows {
     unsigned char *b;
@@ -116,10 +104,10 @@ static int flush_stats(struct rec *r, bl_err *err)
 {
     if (r->stat.n == 0)
         return BL_OK;
-    put32(r->stat.b, r->prompt);
-    put32(r->stat.b + 4, (uint32_t)r->p->top_k);
-    put64(r->stat.b + 8, r->stat.pos0);
-    put64(r->stat.b + 16, r->stat.n);
+    bli_wr_u32(r->stat.b, r->prompt);
+    bli_wr_u32(r->stat.b + 4, (uint32_t)r->p->top_k);
+    bli_wr_u64(r->stat.b + 8, r->stat.pos0);
+    bli_wr_u64(r->stat.b + 16, r->stat.n);
     int rc = bl_trace_writer_put(r->w, BL_CHUNK_STATS, r->stat.b, r->stat.used, 0, 0, err);
     r->stat.used = r->stat.header;
     r->stat.n = 0;
@@ -130,10 +118,10 @@ static int flush_lens(struct rec *r, bl_err *err)
 {
     if (r->lens.n == 0)
         return BL_OK;
-    put32(r->lens.b, r->prompt);
-    put32(r->lens.b + 4, (uint32_t)r->L);
-    put64(r->lens.b + 8, r->lens.pos0);
-    put64(r->lens.b + 16, r->lens.n);
+    bli_wr_u32(r->lens.b, r->prompt);
+    bli_wr_u32(r->lens.b + 4, (uint32_t)r->L);
+    bli_wr_u64(r->lens.b + 8, r->lens.pos0);
+    bli_wr_u64(r->lens.b + 16, r->lens.n);
     int rc = bl_trace_writer_put(r->w, BL_CHUNK_LENS, r->lens.b, r->lens.used, 0, 0, err);
     r->lens.used = r->lens.header;
     r->lens.n = 0;
@@ -149,13 +137,13 @@ static int flush_tokens(struct rec *r, bl_err *err)
     if (rows_room(&r->toks, bytes))
         return bli_err(err, BL_ENOMEM, "out of memory");
     unsigned char *b = r->toks.b;
-    put32(b, r->prompt);
-    put32(b + 4, 0);
-    put64(b + 8, r->toks.pos0);
-    put64(b + 16, n);
+    bli_wr_u32(b, r->prompt);
+    bli_wr_u32(b + 4, 0);
+    bli_wr_u64(b + 8, r->toks.pos0);
+    bli_wr_u64(b + 16, n);
     for (size_t i = 0; i < n; i++) {
-        put32(b + 24 + 4 * i, (uint32_t)r->tok_ids[i]);
-        put32(b + 24 + 5 * n + 4 * i, r->tok_end[i]);
+        bli_wr_u32(b + 24 + 4 * i, (uint32_t)r->tok_ids[i]);
+        bli_wr_u32(b + 24 + 5 * n + 4 * i, r->tok_end[i]);
     }
     memcpy(b + 24 + 4 * n, r->tok_flags, n);
     memcpy(b + 24 + 9 * n, r->text, r->text_len);
@@ -218,7 +206,7 @@ static int put_lens(struct rec *r, int64_t pos0, int64_t n, bl_err *err)
     for (int64_t i = 0; i < n * r->L * 3; i++) {
         uint32_t u;
         memcpy(&u, &r->lens_rows[i], 4);
-        put32(r->lens.b + r->lens.used + 4 * (size_t)i, u);
+        bli_wr_u32(r->lens.b + r->lens.used + 4 * (size_t)i, u);
     }
     r->lens.used += lrow * (size_t)n;
     r->lens.n += (uint64_t)n;
@@ -321,12 +309,12 @@ static int record_prompt(struct rec *r, int64_t idx, const char *text, const int
     unsigned char *b = malloc(bytes);
     if (!b)
         return bli_err(err, BL_ENOMEM, "out of memory");
-    put32(b, r->prompt);
-    put32(b + 4, (uint32_t)P);
-    put32(b + 8, (uint32_t)tl);
-    put32(b + 12, 0);
+    bli_wr_u32(b, r->prompt);
+    bli_wr_u32(b + 4, (uint32_t)P);
+    bli_wr_u32(b + 8, (uint32_t)tl);
+    bli_wr_u32(b + 12, 0);
     for (int64_t i = 0; i < P; i++)
-        put32(b + 16 + 4 * i, (uint32_t)ids[i]);
+        bli_wr_u32(b + 16 + 4 * i, (uint32_t)ids[i]);
     memcpy(b + 16 + 4 * P, text, tl);
     rc = bytes <= BL_TRACE_MAX_CHUNK ? bl_trace_writer_put(r->w, BL_CHUNK_PROMPT, b, bytes, 0, 0, err)
                                      : bli_err(err, BL_ERANGE, "prompt %" PRId64 " is too long to store", idx);

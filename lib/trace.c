@@ -18,18 +18,6 @@
 #define TYPE_INDEX BL_FOURCC('I', 'N', 'D', 'X')
 #define CHUNK_HEADER 20u
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* elements of es bytes from src (m bytes) into planes at dst */
 static void shuffle(unsigned char *dst, const unsigned char *src, size_t m, size_t es)
 {
@@ -145,10 +133,10 @@ int bl_trace_writer_open(bl_trace_writer **out, const char *path, const char *he
     }
     unsigned char h[16];
     memcpy(h, BL_TRACE_MAGIC, 8);
-    put32(h + 8, BL_TRACE_VERSION);
-    put32(h + 12, (uint32_t)hl);
+    bli_wr_u32(h + 8, BL_TRACE_VERSION);
+    bli_wr_u32(h + 12, (uint32_t)hl);
     unsigned char crc[4];
-    put32(crc, (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const Bytef *)header_json, (uInt)hl));
+    bli_wr_u32(crc, (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const Bytef *)header_json, (uInt)hl));
     if ((rc = wr(w, h, 16, err)) || (rc = wr(w, header_json, hl, err)) || (rc = wr(w, crc, 4, err))) {
         bl_trace_writer_discard(w);
         return rc;
@@ -180,11 +168,11 @@ static int put_chunk(bl_trace_writer *w, uint32_t type, uint32_t flags, const un
         }
     }
     unsigned char h[CHUNK_HEADER];
-    put32(h, type);
-    put32(h + 4, flags);
-    put32(h + 8, (uint32_t)stored_len);
-    put32(h + 12, (uint32_t)n);
-    put32(h + 16, chunk_crc(h, stored, stored_len));
+    bli_wr_u32(h, type);
+    bli_wr_u32(h + 4, flags);
+    bli_wr_u32(h + 8, (uint32_t)stored_len);
+    bli_wr_u32(h + 12, (uint32_t)n);
+    bli_wr_u32(h + 16, chunk_crc(h, stored, stored_len));
     if (w->n_idx == w->cap_idx) {
         size_t cap = w->cap_idx ? 2 * w->cap_idx : 256;
         struct index_entry *ni = realloc(w->idx, cap * sizeof *ni);
@@ -243,14 +231,14 @@ int bl_trace_writer_close(bl_trace_writer *w, uint64_t *bytes, bl_err *err)
         rc = bli_err(err, BL_ENOMEM, "out of memory");
         goto fail;
     }
-    put64(p, w->n_idx);
+    bli_wr_u64(p, w->n_idx);
     for (size_t i = 0; i < w->n_idx; i++) {
         unsigned char *e = p + 8 + i * 24;
-        put32(e, w->idx[i].type);
-        put32(e + 4, w->idx[i].flags);
-        put64(e + 8, w->idx[i].offset);
-        put32(e + 16, w->idx[i].stored);
-        put32(e + 20, w->idx[i].raw);
+        bli_wr_u32(e, w->idx[i].type);
+        bli_wr_u32(e + 4, w->idx[i].flags);
+        bli_wr_u64(e + 8, w->idx[i].offset);
+        bli_wr_u32(e + 16, w->idx[i].stored);
+        bli_wr_u32(e + 20, w->idx[i].raw);
     }
     if (n > BL_TRACE_MAX_CHUNK) {   /* a huge trace: readers do without the index */
         free(p);
@@ -265,7 +253,7 @@ int bl_trace_writer_close(bl_trace_writer *w, uint64_t *bytes, bl_err *err)
     if (rc)
         goto fail;
     unsigned char t[16];
-    put64(t, at);
+    bli_wr_u64(t, at);
     memcpy(t + 8, BL_TRACE_END, 8);
     if ((rc = wr(w, t, 16, err)))
         goto fail;

@@ -90,25 +90,6 @@ struct bli_drafter_probe {
     int64_t rows;
 };
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void putf(unsigned char *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put32(p, u);
-}
-
 static int capture(const struct bl_hook_event *ev, void *user)
 {
     struct bli_drafter_probe *p = user;
@@ -300,10 +281,10 @@ static int write_rows(struct bli_drafter_probe *p, uint64_t n, bl_err *err)
     if (n == 0)
         return BL_OK;
     size_t bytes = (size_t)n * ROW(p->K);
-    put32(p->buf, p->prompt);
-    put32(p->buf + 4, (uint32_t)p->K);
-    put64(p->buf + 8, p->buf_pos0);
-    put64(p->buf + 16, n);
+    bli_wr_u32(p->buf, p->prompt);
+    bli_wr_u32(p->buf + 4, (uint32_t)p->K);
+    bli_wr_u64(p->buf + 8, p->buf_pos0);
+    bli_wr_u64(p->buf + 16, n);
     int rc = p->w ? bl_trace_writer_put(p->w, BL_CHUNK_DRAFTER, p->buf, 24 + bytes, 0, 0, err) : BL_OK;
     memmove(p->buf + 24, p->buf + 24 + bytes, p->used - 24 - bytes);
     p->used -= bytes;
@@ -329,8 +310,8 @@ void bli_drafter_probe_known(struct bli_drafter_probe *p)
             target_stats(p->ring + ((size_t)s * K + j) * (size_t)p->V, p->Vt, p->ring_lse[s * K + j], p->seq[q],
                          &surp, &rank);
             unsigned char *c = cell(p, t, j);
-            putf(c + 8, surp);
-            put32(c + 12, (uint32_t)rank);
+            bli_wr_f32(c + 8, surp);
+            bli_wr_u32(c + 12, (uint32_t)rank);
             p->pend[s * K + j] = 0;
         }
     }
@@ -476,10 +457,10 @@ int bli_drafter_probe_rows(struct bli_drafter_probe *p, int64_t pos0, int64_t n,
                 p->pend[s * K + j] = 1;
             }
             unsigned char *c = cell(p, t, j);
-            put32(c, (uint32_t)tok);
-            putf(c + 4, ent);
-            putf(c + 8, surp);
-            put32(c + 12, (uint32_t)rank);
+            bli_wr_u32(c, (uint32_t)tok);
+            bli_wr_f32(c + 4, ent);
+            bli_wr_f32(c + 8, surp);
+            bli_wr_u32(c + 12, (uint32_t)rank);
         }
         p->rows += mm;
     }

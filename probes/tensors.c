@@ -39,31 +39,19 @@ struct bli_tensor_probe {
     int failed;
 };
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 static int flush_point(struct point *pt, bl_err *err)
 {
     struct bli_tensor_probe *p = pt->p;
     if (pt->n == 0)
         return BL_OK;
     unsigned char *h = pt->buf;
-    put32(h, pt->prompt);
-    put32(h + 4, pt->hook);
-    put32(h + 8, (uint32_t)p->dtype);
-    put32(h + 12, 0);
-    put64(h + 16, pt->pos0);
-    put64(h + 24, pt->n);
-    put64(h + 32, pt->width);
+    bli_wr_u32(h, pt->prompt);
+    bli_wr_u32(h + 4, pt->hook);
+    bli_wr_u32(h + 8, (uint32_t)p->dtype);
+    bli_wr_u32(h + 12, 0);
+    bli_wr_u64(h + 16, pt->pos0);
+    bli_wr_u64(h + 24, pt->n);
+    bli_wr_u64(h + 32, pt->width);
     int rc = bl_trace_writer_put(p->w, BL_CHUNK_TENSOR, pt->buf, pt->used, TENS_HEADER, p->es > 1 ? p->es : 0, err);
     pt->n = 0;
     pt->used = TENS_HEADER;

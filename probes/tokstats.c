@@ -20,19 +20,6 @@
 #include <omp.h>
 #endif
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void putf(unsigned char *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put32(p, u);
-}
-
 /* logsumexp of x/t and the entropy (bits) of softmax(x/t): one pass for
  * the maximum, one for the sums (exp in float, sums in double).  A single
  * row (a decode step) splits the vocabulary over the threads, each summing
@@ -120,17 +107,17 @@ void bli_tokstats_row(const float *logits, int64_t V, int32_t token, int32_t nex
             ids[j] = ids[j - 1], j--;
         ids[j] = (int32_t)i;
     }
-    put32(out, (uint32_t)token);
-    put32(out + 4, (uint32_t)next);
-    putf(out + 8, h < 0 ? 0.0f : (float)h);
-    putf(out + 12, h_t < 0 ? 0.0f : (float)h_t);
-    putf(out + 16, surprisal);
-    put32(out + 20, (uint32_t)rank);
-    putf(out + 24, prob);
+    bli_wr_u32(out, (uint32_t)token);
+    bli_wr_u32(out + 4, (uint32_t)next);
+    bli_wr_f32(out + 8, h < 0 ? 0.0f : (float)h);
+    bli_wr_f32(out + 12, h_t < 0 ? 0.0f : (float)h_t);
+    bli_wr_f32(out + 16, surprisal);
+    bli_wr_u32(out + 20, (uint32_t)rank);
+    bli_wr_f32(out + 24, prob);
     unsigned char *ti = out + 28, *tp = out + 28 + 4 * (size_t)k;
     for (int j = 0; j < k; j++) {
         int32_t id = j < kk ? ids[j] : -1;
-        put32(ti + 4 * j, (uint32_t)id);
-        putf(tp + 4 * j, id >= 0 ? (float)exp(logits[id] - lse) : 0.0f);
+        bli_wr_u32(ti + 4 * j, (uint32_t)id);
+        bli_wr_f32(tp + 4 * j, id >= 0 ? (float)exp(logits[id] - lse) : 0.0f);
     }
 }
