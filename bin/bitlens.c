@@ -21,11 +21,12 @@ static const struct command {
     const char *summary;
 } commands[] = {
     {"convert", cmd_convert, "write a model as GGUF, in f32, f16, bf16 or q8_0"},
+    {"drift", cmd_drift, "flag text drifting away from readable English (exit 1 when flagged)"},
     {"export", cmd_export, "write a trace as CSV tables or numpy .npy arrays"},
     {"generate", cmd_generate, "run a model and print the text it writes"},
     {"info", cmd_info, "describe a model file or a trace"},
     {"lens", cmd_lens, "the logit lens of a trace, layer by layer"},
-    {"plot", cmd_plot, "charts of a trace through gnuplot: entropy, bits, spectrum, lens, probe"},
+    {"plot", cmd_plot, "charts of a trace through gnuplot: entropy, bits, spectrum, lens, probe, drift"},
     {"probe", cmd_probe, "bits about future tokens a probe decodes from each hook"},
     {"record", cmd_record, "run prompts with probes attached and write a trace"},
     {"report", cmd_report, "the bottleneck table: token bits against residual bits"},

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 
 const char *cli_cmd = NULL;
@@ -185,38 +187,69 @@ int cli_progress(void *user, const char *stage, int64_t done, int64_t total)
     return 0;
 }
 
-bl_model *cli_trace_model(const char *given, const struct bl_trace_meta *meta, const char *trace, int verify,
-                          int required)
+/* path as written, else relative to the trace's directory (malloc'd) */
+static char *beside_trace(const char *path, const char *trace)
 {
     struct stat sb;
-    const char *want = given ? given : meta->model_path;
-    char *path = malloc(strlen(want) + strlen(trace) + 2);
+    const char *slash = strrchr(trace, '/');
+    char *p = malloc(strlen(path) + strlen(trace) + 2);
+    if (!p)
+        cli_die("out of memory");
+    strcpy(p, path);
+    if (stat(p, &sb) != 0 && path[0] != '/' && strcmp(trace, "-") != 0 && slash) {
+        size_t n = (size_t)(slash - trace) + 1;
+        memcpy(p, trace, n);
+        strcpy(p + n, path);
+        if (stat(p, &sb) != 0)
+            strcpy(p, path);
+    }
+    return p;
+}
+
+/* The llama2.c tokenizer a trace's model was read with: the second of the
+ * header's model files, when the first is a .bin (NULL otherwise). */
+static const char *recorded_tokenizer(const struct bl_trace_meta *meta)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive((const cJSON *)meta->json, "model");
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(m, "files");
+    if (cJSON_GetArraySize(files) != 2)
+        return NULL;
+    const cJSON *p0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(files, 0), "path");
+    const cJSON *p1 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(files, 1), "path");
+    if (!cJSON_IsString(p0) || !cJSON_IsString(p1))
+        return NULL;
+    size_t n = strlen(p0->valuestring);
+    return n > 4 && strcmp(p0->valuestring + n - 4, ".bin") == 0 ? p1->valuestring : NULL;
+}
+
+bl_model *cli_trace_model(const char *given, const char *given_tok, const struct bl_trace_meta *meta,
+                          const char *trace, int verify, int required)
+{
+    struct stat sb;
+    char *path = given ? strdup(given) : beside_trace(meta->model_path, trace);
     if (!path)
         cli_die("out of memory");
-    strcpy(path, want);
-    const char *slash = strrchr(trace, '/');
-    if (!given && stat(path, &sb) != 0 && path[0] != '/' && strcmp(trace, "-") != 0 && slash) {
-        /* a relative path from the directory the trace was written in */
-        size_t n = (size_t)(slash - trace) + 1;
-        memcpy(path, trace, n);
-        strcpy(path + n, meta->model_path);
-        if (stat(path, &sb) != 0)
-            strcpy(path, want);
-    }
     /* messages name the path from a copy: cli_die exits without freeing */
     char shown[4096];
     snprintf(shown, sizeof shown, "%s", path);
     int there = given || stat(path, &sb) == 0;
     bl_err err = {0};
     bl_model *m = NULL;
-    int rc = there ? bl_model_load(&m, path, NULL, &err) : 0;
+    /* a llama2.c model with the tokenizer it was recorded with, if it is there */
+    struct bl_model_params mp = bl_model_default_params();
+    const char *tok = given_tok ? given_tok : given ? NULL : recorded_tokenizer(meta);
+    char *tokpath = tok ? (given_tok ? strdup(given_tok) : beside_trace(tok, trace)) : NULL;
+    if (tokpath && (given_tok || stat(tokpath, &sb) == 0))
+        mp.tokenizer_path = tokpath;
+    int rc = there ? bl_model_load(&m, path, &mp, &err) : 0;
     free(path);
+    free(tokpath);
     if (!there) {
         if (required)
             cli_die("%s: the model it was recorded from, %s, is not there: give it with -m MODEL", trace, shown);
         if (!cli_quiet)
-            cli_warn("%s: the model it was recorded from, %s, is not there: no probe (give it with -m MODEL)", trace,
-                     shown);
+            cli_warn("%s: the model it was recorded from, %s, is not there: no %s (give it with -m MODEL)", trace,
+                     shown, strcmp(cli_cmd, "drift") == 0 ? "model feature" : "probe");
         return NULL;
     }
     if (rc)
@@ -226,12 +259,12 @@ bl_model *cli_trace_model(const char *given, const struct bl_trace_meta *meta, c
         msg[0] = '\0';
         if (!meta->model_sha256)
             snprintf(msg, sizeof msg, "%s: recorded without the model's sha256 (--no-hash): pass --no-verify to "
-                     "probe with %s anyway", trace, shown);
+                     "use %s anyway", trace, shown);
         else if (bl_sha256_file(bl_model_file(m, 0), hex, NULL, NULL, &err))
             snprintf(msg, sizeof msg, "%s", err.msg);
         else if (strcmp(hex, meta->model_sha256) != 0)
             snprintf(msg, sizeof msg, "%s: sha256 %.16s... is not the trace's model (%.16s..., %s): pass --no-verify "
-                     "to probe anyway", bl_model_file(m, 0), hex, meta->model_sha256, meta->model_path);
+                     "to use it anyway", bl_model_file(m, 0), hex, meta->model_sha256, meta->model_path);
         if (msg[0]) {
             bl_model_free(m);
             cli_die("%s", msg);

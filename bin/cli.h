@@ -63,13 +63,18 @@ int cli_progress(void *user, const char *stage, int64_t done, int64_t total);
 /* The model a trace was recorded from, for the probe: -m's (`given`), or
  * the one the trace's header names (as written, else relative to the
  * trace's directory), its sha256 checked against the header's unless
- * !verify (a mismatch is an error).  Not there: an error when `required`,
+ * !verify (a mismatch is an error).  A llama2.c model is loaded with
+ * `given_tok`, else the tokenizer.bin the header names if it is there.  Not there: an error when `required`,
  * else a warning and NULL. */
-bl_model *cli_trace_model(const char *given, const struct bl_trace_meta *meta, const char *trace, int verify,
-                          int required);
+bl_model *cli_trace_model(const char *given, const char *given_tok, const struct bl_trace_meta *meta,
+                          const char *trace, int verify, int required);
 
 /* Commands: cmd_<name>(argc, argv) returns the exit status. */
 int cmd_convert(int argc, char **argv);
+int cmd_drift(int argc, char **argv);
+/* `bitlens drift` with argv (argv[0] "drift"), its spans as CSV (the
+ * --csv columns) to out whatever the options say; the exit status. */
+int cli_drift_csv(int argc, char **argv, FILE *out);
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_record(int argc, char **argv);

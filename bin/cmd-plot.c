@@ -3,7 +3,10 @@
  *
  * The numbers come from the library: bl_report_compute() for the bits,
  * spectrum, lens and probe charts, and for the entropy chart, which needs
- * every position's value, the STAT records read here.  They are written as
+ * every position's value, the STAT records read here.  The drift chart
+ * reads the spans of `bitlens drift --csv`: a CSV file it is given, or the
+ * CSV that the drift command, run in-process (cli_drift_csv()), writes to a
+ * temporary file for a trace or a text.  They are written as
  * CHART.dat (whitespace-separated columns under one '#' line naming them;
  * per-hook blocks separated by two blank lines, gnuplot's `index`), next to
  * a gnuplot script CHART.gp that reads the data by its bare name, so that
@@ -43,6 +46,9 @@ static const char usage[] =
     "                    [--script DIR] [--size WxH] [--force] [-m MODEL] [--no-verify]\n"
     "                    [--hooks GLOB] [-k K] [--bootstrap B] [--seed S] [--threads N]\n"
     "                    [-q] [-v]\n"
+    "       bitlens plot (TRACE | CSV | --text FILE) --chart drift [-o FILE]\n"
+    "                    [--script DIR] [--size WxH] [--force] [-m MODEL] [--no-verify]\n"
+    "                    [--baseline FILE] [-w N] [-t T] [--threads N] [-q] [-v]\n"
     "\n"
     "One chart of the traces, drawn by gnuplot: the data and a gnuplot script are\n"
     "written, then gnuplot runs the script.  Several traces of one model merge.\n"
@@ -51,7 +57,10 @@ static const char usage[] =
     "                           position; bits: bits per vector at each hook (log\n"
     "                           scale); spectrum: eigenvalue / total variance per\n"
     "                           hook (log scale); lens: the logit lens by layer;\n"
-    "                           probe: bits about x_{t+k} by k\n"
+    "                           probe: bits about x_{t+k} by k; drift: the drift\n"
+    "                           score of each span (bitlens drift) of a TRACE, of\n"
+    "                           a CSV of 'bitlens drift --csv' ('-': standard\n"
+    "                           input) or of --text FILE\n"
     "  -o, --output FILE        the image, FILE.png or FILE.svg (default: CHART.png\n"
     "                           in the current directory, e.g. bits.png)\n"
     "      --script DIR         write CHART.gp and CHART.dat into DIR (created if\n"
@@ -60,7 +69,7 @@ static const char usage[] =
     "      --force              replace an output file that exists\n"
     "  -m, --model MODEL        the model for the probe (bits and probe charts;\n"
     "                           default: the one the trace names; its sha256 must\n"
-    "                           match)\n"
+    "                           match), and for the drift chart's model_bpc\n"
     "      --no-verify          do not check the model's sha256 against the trace\n"
     "      --hooks GLOB         recorded hooks to plot, comma-separated globs\n"
     "                           (default: all of fixed width)\n"
@@ -70,6 +79,13 @@ static const char usage[] =
     "                           200; 0: none)\n"
     "      --seed S             seed of the bootstrap, the samples and the probe\n"
     "                           (default 1)\n"
+    "      --text FILE          drift chart: score the text of FILE ('-': standard\n"
+    "                           input)\n"
+    "      --baseline FILE      drift chart: the baseline, a trace or a text file\n"
+    "                           (default: reference English)\n"
+    "  -w, --window N           drift chart: span length in characters (default 128)\n"
+    "  -t, --threshold T        drift chart: the threshold drawn, and flagging above\n"
+    "                           it (default 5.5)\n"
     "      --threads N          threads (default: OMP_NUM_THREADS, else all processors)\n"
     "  -q, --quiet              no progress, notes or summary on stderr\n"
     "  -v, --verbose            settings, the terminal, timings and gnuplot's\n"
@@ -77,7 +93,8 @@ static const char usage[] =
     "  -h, --help               this text\n";
 
 enum {
-    OPT_CHART = 256, OPT_SCRIPT, OPT_SIZE, OPT_FORCE, OPT_NO_VERIFY, OPT_HOOKS, OPT_BOOTSTRAP, OPT_SEED, OPT_THREADS
+    OPT_CHART = 256, OPT_SCRIPT, OPT_SIZE, OPT_FORCE, OPT_NO_VERIFY, OPT_HOOKS, OPT_BOOTSTRAP, OPT_SEED, OPT_THREADS,
+    OPT_TEXT, OPT_BASELINE
 };
 
 static const struct option longopts[] = {
@@ -93,19 +110,25 @@ static const struct option longopts[] = {
     {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
     {"seed", required_argument, NULL, OPT_SEED},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"text", required_argument, NULL, OPT_TEXT},
+    {"baseline", required_argument, NULL, OPT_BASELINE},
+    {"window", required_argument, NULL, 'w'},
+    {"threshold", required_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
-enum chart { C_ENTROPY, C_BITS, C_SPECTRUM, C_LENS, C_PROBE, N_CHARTS };
+enum chart { C_ENTROPY, C_BITS, C_SPECTRUM, C_LENS, C_PROBE, C_DRIFT, N_CHARTS };
 
-static const char *const chart_names[N_CHARTS] = {"entropy", "bits", "spectrum", "lens", "probe"};
+static const char *const chart_names[N_CHARTS] = {"entropy", "bits", "spectrum", "lens", "probe", "drift"};
 
 #define DEFAULT_WIDTH 900
 #define DEFAULT_HEIGHT 600
 #define HIST_BINS 80          /* about this many histogram bins (entropy) */
+#define DRIFT_THRESHOLD 5.5   /* bitlens drift's default threshold */
+#define DRIFT_TEXT_SERIES 12  /* plain texts: a series each, up to this many */
 
 /* ------------------------------------------------------------ files */
 
@@ -238,14 +261,15 @@ static void dat_num(FILE *fp, double v)
         fprintf(fp, " %.9g", v);
 }
 
-/* A name as one .dat word: blanks, controls and '#' (which would split or
- * end the line) become '_'.  Hook names hold none (letters, digits, '.',
- * '_'); a trace is input, so this is not assumed. */
+/* A name as one .dat word: blanks, controls, '#' and quotes (which would
+ * split or end the line, or start a quoted column) become '_'.  Hook names
+ * hold none (letters, digits, '.', '_'); a trace is input, so this is not
+ * assumed. */
 static void dat_word(FILE *fp, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        fputc(c <= ' ' || c == 0x7f || c == '#' ? '_' : c, fp);
+        fputc(c <= ' ' || c == 0x7f || c == '#' || c == '"' || c == '\'' ? '_' : c, fp);
     }
 }
 
@@ -381,8 +405,9 @@ struct plot {
     int series;               /* plot clauses written so far */
 };
 
-/* The script's common head: terminal, output, title, grid. */
-static void gp_head(struct plot *pl, const char *title, const char *what)
+/* The script's common head: terminal, output, title (and the line `sub`
+ * under it), grid. */
+static void gp_head_sub(struct plot *pl, const char *title, const char *what, const char *sub)
 {
     FILE *fp = pl->gp;
     fprintf(fp, "# %s.gp: %s\n", pl->name, what);
@@ -397,18 +422,24 @@ static void gp_head(struct plot *pl, const char *title, const char *what)
         fprintf(fp, "set terminal png size %d,%d noenhanced\n", pl->width, pl->height);
     /* utf8 only where a name needs it: under a C locale gnuplot warns that
      * it cannot convert its degree sign whenever the encoding is set */
-    if (!ascii(pl->model) || !ascii(pl->traces) || !ascii(pl->set_output))
+    if (!ascii(title) || !ascii(sub) || !ascii(pl->set_output))
         fputs("set encoding utf8\n", fp);
     fputs("set output ", fp);
     gp_str(fp, pl->set_output);
-    char sub[1024];
-    snprintf(sub, sizeof sub, "model %s; trace %s (%" PRId64 " prompt%s, %" PRId64 " positions)", pl->model,
-             pl->traces, pl->n_prompts, pl->n_prompts == 1 ? "" : "s", pl->n_positions);
     fputs("\nset title ", fp);
     gp_str(fp, title);
     fputs(".\"\\n\".", fp);
     gp_str(fp, sub);
     fputs("\nset grid\n", fp);
+}
+
+/* gp_head_sub() under a line naming the model and the traces */
+static void gp_head(struct plot *pl, const char *title, const char *what)
+{
+    char sub[1024];
+    snprintf(sub, sizeof sub, "model %s; trace %s (%" PRId64 " prompt%s, %" PRId64 " positions)", pl->model,
+             pl->traces, pl->n_prompts, pl->n_prompts == 1 ? "" : "s", pl->n_positions);
+    gp_head_sub(pl, title, what, sub);
 }
 
 /* Start the next plot clause: "plot " or ", \\\n     " */
@@ -979,6 +1010,380 @@ static void chart_probe(struct plot *pl, const struct bl_report *r)
     free(ord);
 }
 
+/* ------------------------------------------------------------ drift */
+
+/* The columns of `bitlens drift --csv` that the chart reads: the first ten
+ * (the features, their z-scores and the span's text follow). */
+static const char drift_header[] = "text,mode,k,span,char_start,char_end,score,cusum,flagged,alarm,";
+
+/* A span, from a row of the CSV. */
+struct drow {
+    char *text, *mode;       /* the text's label and the mode, as written */
+    int k;
+    int64_t span, c0, c1;
+    double score, cusum;
+    int flagged, alarm;
+    int series;              /* its series in the chart */
+};
+
+struct drows {
+    struct drow *r;
+    int64_t n, cap;
+    char *source;            /* for the title: "trace t.blt", "text a.txt", "spans.csv" */
+    const char *baseline;    /* for the title, when scored here: the baseline */
+    double threshold;
+    int64_t off_threshold;   /* rows flagged otherwise than at the threshold */
+};
+
+/* The field of a CSV line at *p ("..." with "" for a quote, or bare) as a
+ * malloc'd string; *p moves past its comma, to NULL after the last field.
+ * NULL when *p is already NULL or a quote is not closed. */
+static char *csv_field(const char **p)
+{
+    const char *s = *p;
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *out = xmalloc(n + 1), *o = out;
+    if (*s == '"') {
+        for (s++;; s++) {
+            if (!*s) {
+                free(out);
+                return NULL;
+            }
+            if (*s == '"') {
+                if (s[1] != '"')
+                    break;
+                s++;
+            }
+            *o++ = *s;
+        }
+        s++;   /* the closing quote */
+        if (*s && *s != ',') {
+            free(out);
+            return NULL;
+        }
+    } else {
+        while (*s && *s != ',')
+            *o++ = *s++;
+    }
+    *o = '\0';
+    *p = *s == ',' ? s + 1 : NULL;
+    return out;
+}
+
+/* A whole field as a number in [lo, hi]; 0 if it is not one. */
+static int csv_num(const char *f, double lo, double hi, double *v)
+{
+    char *end;
+    if (!f || !*f)
+        return 0;
+    errno = 0;
+    *v = strtod(f, &end);
+    return !errno && !*end && isfinite(*v) && *v >= lo && *v <= hi;
+}
+
+/* The rows of a drift CSV from fp, its header line already read. */
+static void drift_read_csv(FILE *fp, const char *name, struct drows *d)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int64_t ln = 1;
+    while ((len = getline(&line, &cap, fp)) >= 0) {
+        ln++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (!len)
+            continue;
+        const char *p = line;
+        char *f[10];
+        int nf = 0;
+        while (nf < 10 && (f[nf] = csv_field(&p)) != NULL)
+            nf++;
+        double v[8];
+        int ok = nf == 10 && p && csv_num(f[2], 0, 1e6, &v[0]) && csv_num(f[3], 0, 1e15, &v[1]) &&
+                 csv_num(f[4], 0, 1e15, &v[2]) && csv_num(f[5], 0, 1e15, &v[3]) && csv_num(f[6], 0, HUGE_VAL, &v[4]) &&
+                 csv_num(f[7], 0, HUGE_VAL, &v[5]) && csv_num(f[8], 0, 1, &v[6]) && csv_num(f[9], 0, 1, &v[7]) &&
+                 v[2] <= v[3];
+        for (int i = 2; i < nf; i++)
+            free(f[i]);
+        if (!ok) {
+            for (int i = 0; i < nf && i < 2; i++)
+                free(f[i]);
+            cli_die("%s: line %" PRId64 ": not a row of 'bitlens drift --csv' (text, mode, k, span, char_start, "
+                    "char_end, score, cusum, flagged, alarm, ...)", name, ln);
+        }
+        if (d->n == d->cap) {
+            d->cap = d->cap ? 2 * d->cap : 256;
+            d->r = realloc(d->r, (size_t)d->cap * sizeof *d->r);
+            if (!d->r)
+                cli_die("out of memory");
+        }
+        d->r[d->n++] = (struct drow){
+            .text = f[0], .mode = f[1], .k = (int)v[0], .span = (int64_t)v[1], .c0 = (int64_t)v[2],
+            .c1 = (int64_t)v[3], .score = v[4], .cusum = v[5], .flagged = v[6] != 0, .alarm = v[7] != 0,
+        };
+    }
+    if (ferror(fp))
+        cli_die("%s: read error: %s", name, strerror(errno));
+    free(line);
+}
+
+/* The first line of fp (without its end); NULL at the end of the file. */
+static char *first_line(FILE *fp)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, fp);
+    if (len < 0) {
+        free(line);
+        return NULL;
+    }
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    return line;
+}
+
+static int is_drift_header(const char *line)
+{
+    return line && strncmp(line, drift_header, sizeof drift_header - 1) == 0;
+}
+
+/* The spans to plot: from the CSV `input` (standard input for "-"), or
+ * computed by the drift command in-process for the trace `input` or the
+ * text `text`, with the options given here. */
+static void drift_spans(struct drows *d, const char *input, const char *text, const char *baseline, int window,
+                        const char *model, int verify, int threads)
+{
+    if (input) {
+        FILE *fp = strcmp(input, "-") == 0 ? stdin : fopen(input, "r");
+        const char *name = fp == stdin ? "standard input" : input;
+        struct stat sb;
+        if (!fp)
+            cli_die("%s: %s", input, strerror(errno));
+        if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode))
+            cli_die("%s: is a directory", input);
+        char *head = first_line(fp);
+        if (is_drift_header(head)) {
+            free(head);
+            drift_read_csv(fp, name, d);
+            if (fp != stdin)
+                fclose(fp);
+            d->source = xstrdup(fp == stdin ? "<stdin>" : input);
+            return;
+        }
+        free(head);
+        if (fp == stdin)
+            cli_die("standard input: not the CSV of 'bitlens drift --csv' (for text on standard input, give "
+                    "--text -)");
+        fclose(fp);
+    }
+    /* bitlens drift, its CSV to a temporary file */
+    char *argv[24], wbuf[32], tbuf[40], nbuf[32];
+    int argc = 0;
+    argv[argc++] = "drift";
+    if (text) {
+        argv[argc++] = "--text";
+        argv[argc++] = (char *)text;
+    } else {
+        argv[argc++] = (char *)input;
+    }
+    if (baseline) {
+        argv[argc++] = "--baseline";
+        argv[argc++] = (char *)baseline;
+    }
+    if (window) {
+        snprintf(wbuf, sizeof wbuf, "%d", window);
+        argv[argc++] = "-w";
+        argv[argc++] = wbuf;
+    }
+    snprintf(tbuf, sizeof tbuf, "%.17g", d->threshold);
+    argv[argc++] = "-t";
+    argv[argc++] = tbuf;
+    if (model) {
+        argv[argc++] = "-m";
+        argv[argc++] = (char *)model;
+    }
+    if (!verify)
+        argv[argc++] = "--no-verify";
+    if (threads) {
+        snprintf(nbuf, sizeof nbuf, "%d", threads);
+        argv[argc++] = "--threads";
+        argv[argc++] = nbuf;
+    }
+    if (cli_quiet)
+        argv[argc++] = "-q";
+    if (cli_verbose)
+        argv[argc++] = "-v";
+    argv[argc] = NULL;
+    FILE *tmp = tmpfile();
+    if (!tmp)
+        cli_die("cannot create a temporary file: %s", strerror(errno));
+    /* its messages are the drift command's */
+    const char *cmd = cli_cmd;
+    cli_cmd = "drift";
+    int rc = cli_drift_csv(argc, argv, tmp);
+    cli_cmd = cmd;
+    if (cli_verbose)
+        fprintf(stderr, "bitlens plot: bitlens drift exited %d (%s)\n", rc, rc ? "something flagged" : "nothing flagged");
+    rewind(tmp);
+    char *head = first_line(tmp);
+    if (!is_drift_header(head))
+        cli_die("bitlens drift wrote no CSV header");
+    free(head);
+    drift_read_csv(tmp, "drift spans", d);
+    fclose(tmp);
+    const char *what = text ? "text" : "trace";
+    const char *shown = text && strcmp(text, "-") == 0 ? "<stdin>" : text ? text : input;
+    size_t n = strlen(what) + strlen(shown) + 2;
+    d->source = xmalloc(n);
+    snprintf(d->source, n, "%s %s", what, shown);
+    d->baseline = baseline ? baseline : "reference English";
+}
+
+static void drift_free(struct drows *d)
+{
+    for (int64_t i = 0; i < d->n; i++) {
+        free(d->r[i].text);
+        free(d->r[i].mode);
+    }
+    free(d->r);
+    free(d->source);
+    memset(d, 0, sizeof *d);
+}
+
+/* The score of each span: one series per mode (a trace: verify, fast k=2,
+ * ...), or per text when every text is plain text (at most
+ * DRIFT_TEXT_SERIES of them; more make one series); x is the span's number
+ * along its series, the texts one after another, and the line runs on from
+ * one text to the next. */
+static void chart_drift(struct plot *pl, struct drows *d)
+{
+    if (d->n == 0)
+        cli_die("%s: no span to plot (no text, or empty texts)", pl->traces);
+    /* the series */
+    int plain = 1;
+    for (int64_t i = 0; i < d->n; i++)
+        plain &= strcmp(d->r[i].mode, "text") == 0;
+    int64_t n_texts = 0;
+    for (int64_t i = 0; i < d->n; i++)
+        if (i == 0 || strcmp(d->r[i].text, d->r[i - 1].text) != 0 || strcmp(d->r[i].mode, d->r[i - 1].mode) != 0)
+            n_texts++;
+    int by_text = plain && n_texts <= DRIFT_TEXT_SERIES;
+    const char **names = xmalloc((size_t)d->n * sizeof *names);
+    int n_series = 0;
+    for (int64_t i = 0; i < d->n; i++) {
+        const char *key = by_text ? d->r[i].text : d->r[i].mode;
+        int s = 0;
+        while (s < n_series && strcmp(names[s], key) != 0)
+            s++;
+        if (s == n_series)
+            names[n_series++] = key;
+        d->r[i].series = s;
+    }
+
+    /* the rows, a block per series */
+    FILE *fp = pl->dat;
+    fputs("# x series text mode k span char_start char_end score cusum flagged alarm\n", fp);
+    int64_t xmax = 0, n_flagged = 0, n_alarms = 0;
+    double ymax = d->threshold;
+    int *flagged = calloc((size_t)n_series, sizeof *flagged), *alarms = calloc((size_t)n_series, sizeof *alarms);
+    if (!flagged || !alarms)
+        cli_die("out of memory");
+    for (int s = 0; s < n_series; s++) {
+        if (s)
+            fputs("\n\n", fp);
+        int64_t x = 0;
+        for (int64_t i = 0; i < d->n; i++) {
+            const struct drow *r = &d->r[i];
+            if (r->series != s)
+                continue;
+            fprintf(fp, "%" PRId64 " ", x);
+            dat_word(fp, names[s]);
+            fputc(' ', fp);
+            dat_word(fp, r->text);
+            fputc(' ', fp);
+            dat_word(fp, r->mode);
+            fprintf(fp, " %d %" PRId64 " %" PRId64 " %" PRId64, r->k, r->span, r->c0, r->c1);
+            dat_num(fp, r->score);
+            dat_num(fp, r->cusum);
+            fprintf(fp, " %d %d\n", r->flagged, r->alarm);
+            if (x > xmax)
+                xmax = x;
+            x++;
+            if (r->score > ymax)
+                ymax = r->score;
+            flagged[s] += r->flagged;
+            alarms[s] += r->alarm;
+            n_flagged += r->flagged;
+            n_alarms += r->alarm;
+            /* a span not flagged where the threshold says, or flagged below it without an alarm */
+            double t = d->threshold;
+            if ((!r->alarm && r->flagged && r->score < t * (1 - 1e-5)) || (!r->flagged && r->score > t * (1 + 1e-5)))
+                d->off_threshold++;
+        }
+    }
+    if (d->off_threshold)
+        cli_warn("%s: %" PRId64 " span%s flagged otherwise than a threshold of %g says: give the threshold it was "
+                 "scored with (-t T)", pl->traces, d->off_threshold, d->off_threshold == 1 ? " is" : "s are",
+                 d->threshold);
+
+    fp = pl->gp;
+    char title[64], sub[1024], b1[32];
+    snprintf(title, sizeof title, "English drift: the score of each span");
+    int at = snprintf(sub, sizeof sub, "%s: %" PRId64 " text%s, %" PRId64 " span%s, %" PRId64 " flagged", d->source,
+                      n_texts, n_texts == 1 ? "" : "s", d->n, d->n == 1 ? "" : "s", n_flagged);
+    if (d->baseline && at > 0 && (size_t)at < sizeof sub)
+        snprintf(sub + at, sizeof sub - (size_t)at, "; baseline %s", d->baseline);
+    gp_head_sub(pl, title, "the drift score of each span (bitlens drift), a line per series", sub);
+    fputs("\n# x: the spans of each series (a mode of a trace, or a text) in order, the\n"
+          "# texts one after another; a block of drift.dat per series.  Filled points:\n"
+          "# flagged spans (a score above the threshold, or a CUSUM alarm); open\n"
+          "# circles: spans where the CUSUM of their text is above its decision level h\n"
+          "# (sustained drift).\n", fp);
+    fprintf(fp, "threshold = %.9g\n", d->threshold);
+    fputs("set xlabel 'span, in order through the texts'\n"
+          "set ylabel 'drift score (0: like the baseline)'\n", fp);
+    fprintf(fp, "set xrange [-0.5:%.1f]\n", (double)xmax + 0.5);
+    if (xmax < 20)
+        fputs("set xtics 1\n", fp);
+    fprintf(fp, "set yrange [0:%.9g]\n", ymax * 1.08);
+    fprintf(fp, "set key %s\n", n_series > 6 ? "outside right top" : "top right");
+    for (int s = 0; s < n_series; s++) {
+        gp_clause(pl);
+        if (pl->series == 1)
+            fprintf(fp, "'%s.dat'", pl->name);
+        else
+            fputs("''", fp);
+        fprintf(fp, " index %d using 1:9 with linespoints lw 2 pt 7 ps 0.4 lc %d title ", s, s + 1);
+        gp_str(fp, names[s]);
+        if (flagged[s]) {
+            gp_clause(pl);
+            fprintf(fp, "'' index %d using 1:($11 > 0 ? $9 : NaN) with points pt 7 ps 1.3 lc %d notitle", s, s + 1);
+        }
+        if (alarms[s]) {
+            gp_clause(pl);
+            fprintf(fp, "'' index %d using 1:($12 > 0 ? $9 : NaN) with points pt 6 ps 2.2 lw 1.5 lc 'black' notitle", s);
+        }
+    }
+    gp_clause(pl);
+    fprintf(fp, "threshold with lines lw 2 dt 2 lc 'black' title 'threshold %s'",
+            legend_num(b1, sizeof b1, d->threshold));
+    if (n_flagged) {
+        gp_clause(pl);
+        fputs("NaN with points pt 7 ps 1.3 lc 'gray40' title 'flagged span'", fp);
+    }
+    if (n_alarms) {
+        gp_clause(pl);
+        fputs("NaN with points pt 6 ps 2.2 lw 1.5 lc 'black' title 'CUSUM alarm'", fp);
+    }
+    fputc('\n', fp);
+    free(names);
+    free(flagged);
+    free(alarms);
+}
+
 /* ------------------------------------------------------------ the command */
 
 static int ends_with(const char *s, const char *suffix)
@@ -1056,15 +1461,19 @@ int cmd_plot(int argc, char **argv)
 {
     struct bl_report_params p = bl_report_default_params();
     const char *chart = NULL, *output = NULL, *script = NULL, *model = NULL;
-    int verify = 1, force = 0, threads = 0, opt;
+    const char *text = NULL, *baseline = NULL;   /* the drift chart's */
+    int verify = 1, force = 0, threads = 0, opt, window = 0, drift_opts = 0;
+    double threshold = DRIFT_THRESHOLD;
     struct plot pl;
+    struct drows drift;
 
     memset(&pl, 0, sizeof pl);
     pl.width = DEFAULT_WIDTH;
     pl.height = DEFAULT_HEIGHT;
+    memset(&drift, 0, sizeof drift);
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":o:m:k:qvh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":o:m:k:w:t:qvh", longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_CHART: chart = optarg; break;
         case 'o': output = optarg; break;
@@ -1078,6 +1487,10 @@ int cmd_plot(int argc, char **argv)
         case OPT_BOOTSTRAP: p.bootstrap = (int)cli_int("--bootstrap", optarg, 0, 100000); break;
         case OPT_SEED: p.seed = cli_u64("--seed", optarg); break;
         case OPT_THREADS: threads = (int)cli_int("--threads", optarg, 1, 1024); break;
+        case OPT_TEXT: text = optarg; drift_opts = 1; break;
+        case OPT_BASELINE: baseline = optarg; drift_opts = 1; break;
+        case 'w': window = (int)cli_int("--window", optarg, 8, 1 << 20); drift_opts = 1; break;
+        case 't': threshold = cli_float("--threshold", optarg, 0, 1e9); drift_opts = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -1085,15 +1498,25 @@ int cmd_plot(int argc, char **argv)
         }
     }
     if (!chart)
-        cli_usage("no chart: give --chart entropy, bits, spectrum, lens or probe");
+        cli_usage("no chart: give --chart entropy, bits, spectrum, lens, probe or drift");
     for (pl.chart = 0; pl.chart < N_CHARTS && strcmp(chart, chart_names[pl.chart]) != 0; pl.chart++)
         ;
     if (pl.chart == N_CHARTS)
-        cli_usage("--chart '%s': not one of entropy, bits, spectrum, lens, probe", chart);
+        cli_usage("--chart '%s': not one of entropy, bits, spectrum, lens, probe, drift", chart);
     pl.name = chart_names[pl.chart];
-    if (optind >= argc)
+    if (pl.chart == C_DRIFT) {
+        if (text && optind < argc)
+            cli_usage("the drift chart: a TRACE, a CSV or --text FILE, not both");
+        if (!text && optind >= argc)
+            cli_usage("no input: give a TRACE, a CSV of 'bitlens drift --csv' ('-': standard input) or --text FILE");
+        if (optind + 1 < argc)
+            cli_usage("the drift chart takes one TRACE or CSV, not %d", argc - optind);
+    } else if (drift_opts) {
+        cli_usage("--text, --baseline, -w and -t are for the drift chart");
+    } else if (optind >= argc) {
         cli_usage("no trace: give one or more TRACE files ('-' for standard input)");
-    int n_traces = argc - optind, stdin_used = 0;
+    }
+    int n_traces = pl.chart == C_DRIFT ? 0 : argc - optind, stdin_used = 0;
     if (n_traces > 4096)
         cli_usage("%d traces: at most 4096", n_traces);
     if (pl.chart == C_PROBE && p.k == 0)
@@ -1168,7 +1591,7 @@ int cmd_plot(int argc, char **argv)
     p.lens = pl.chart == C_BITS || pl.chart == C_LENS;
 
     bl_err err = {0};
-    bl_trace_reader **rd = calloc((size_t)n_traces, sizeof *rd);
+    bl_trace_reader **rd = calloc((size_t)(n_traces ? n_traces : 1), sizeof *rd);
     if (!rd)
         cli_die("out of memory");
     for (int i = 0; i < n_traces; i++) {
@@ -1178,11 +1601,18 @@ int cmd_plot(int argc, char **argv)
         if (bl_trace_reader_open(&rd[i], path, &err))
             cli_die("%s", err.msg);
     }
-    pl.traces = trace_label(rd, n_traces);
+    if (pl.chart == C_DRIFT)
+        pl.traces = xstrdup(text ? (strcmp(text, "-") == 0 ? "<stdin>" : text)
+                                 : strcmp(argv[optind], "-") == 0 ? "<stdin>" : argv[optind]);
+    else
+        pl.traces = trace_label(rd, n_traces);
 
     if (cli_verbose) {
-        fprintf(stderr, "bitlens plot: chart %s; %d trace%s; ", pl.name, n_traces, n_traces == 1 ? "" : "s");
-        if (pl.chart != C_ENTROPY)
+        if (pl.chart == C_DRIFT)
+            fprintf(stderr, "bitlens plot: chart drift of %s; threshold %g; ", pl.traces, threshold);
+        else
+            fprintf(stderr, "bitlens plot: chart %s; %d trace%s; ", pl.name, n_traces, n_traces == 1 ? "" : "s");
+        if (pl.chart != C_ENTROPY && pl.chart != C_DRIFT)
             fprintf(stderr, "hooks '%s'; k %d; bootstrap %d; seed %llu; %d threads; ", p.hooks ? p.hooks : "*", p.k,
                     p.bootstrap, (unsigned long long)p.seed, p.n_threads);
         fprintf(stderr, "terminal %s, %dx%d\n", pl.terminal, pl.width, pl.height);
@@ -1195,12 +1625,15 @@ int cmd_plot(int argc, char **argv)
     bl_model *m = NULL;
     memset(&r, 0, sizeof r);
     int have_report = 0;
-    if (pl.chart != C_ENTROPY) {
+    if (pl.chart == C_DRIFT) {
+        drift.threshold = threshold;
+        drift_spans(&drift, text ? NULL : argv[optind], text, baseline, window, model, verify, threads);
+    } else if (pl.chart != C_ENTROPY) {
         if (p.k > 0) {
             struct bl_trace_meta meta;
             if (bl_trace_meta_read(rd[0], &meta, &err))
                 cli_die("%s", err.msg);
-            m = cli_trace_model(model, &meta, argv[optind], verify, pl.chart == C_PROBE);
+            m = cli_trace_model(model, NULL, &meta, argv[optind], verify, pl.chart == C_PROBE);
             bl_trace_meta_release(&meta);
             p.model = m;
         }
@@ -1259,6 +1692,7 @@ int cmd_plot(int argc, char **argv)
     case C_SPECTRUM: chart_spectrum(&pl, &r); break;
     case C_LENS: chart_lens(&pl, &r); break;
     case C_PROBE: chart_probe(&pl, &r); break;
+    case C_DRIFT: chart_drift(&pl, &drift); break;
     case N_CHARTS: break;
     }
     out_commit(&st.dat);
@@ -1309,6 +1743,7 @@ int cmd_plot(int argc, char **argv)
 
     if (have_report)
         bl_report_release(&r);
+    drift_free(&drift);
     for (int i = 0; i < n_traces; i++)
         bl_trace_reader_free(rd[i]);
     free(rd);

@@ -887,7 +887,7 @@ static int run(enum view view, int argc, char **argv)
         struct bl_trace_meta meta;
         if (bl_trace_meta_read(rd[0], &meta, &err))
             cli_die("%s", err.msg);
-        m = cli_trace_model(model, &meta, argv[optind], verify, view == V_PROBE);
+        m = cli_trace_model(model, NULL, &meta, argv[optind], verify, view == V_PROBE);
         bl_trace_meta_release(&meta);
         p.model = m;
     }

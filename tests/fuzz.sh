@@ -6,7 +6,7 @@
 # prefixes and byte changes, random inputs from fixed seeds and the saved
 # regressions in tests/fuzz/regress/.  Its TAP goes to automake's driver as
 # is.  Built with --enable-sanitizers, memory errors in the parsers fail it.
-# About 15 s with ASan and UBSan.
+# About 40 s with ASan and UBSan.
 prog=${BL_BUILDDIR:-.}/tests/fuzz-replay
 if [ ! -x "$prog" ]; then
     echo "1..0 # SKIP $prog is not built"

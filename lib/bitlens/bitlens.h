@@ -30,5 +30,6 @@
 #include <bitlens/record.h>
 #include <bitlens/analysis.h>
 #include <bitlens/drafter.h>
+#include <bitlens/drift.h>
 
 #endif

@@ -39,6 +39,7 @@ int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_json(const uint8_t *data, size_t size);
 int fuzz_trace(const uint8_t *data, size_t size);
 int fuzz_report(const uint8_t *data, size_t size);
+int fuzz_drift(const uint8_t *data, size_t size);
 #else
 #define FUZZ_ENTRY(name) LLVMFuzzerTestOneInput
 #define FUZZ_REACHED(bits) ((void)0)
@@ -61,7 +62,8 @@ enum {
     FZ_EVAL = 1u << 6,       /* the forward pass ran */
     FZ_MODEL_TOK = 1u << 7,  /* a model loaded with a tokenizer.bin */
     FZ_RECORDS = 1u << 8,    /* a trace held every record type, all parsed */
-    FZ_REPORT = 1u << 9      /* bl_report_compute succeeded */
+    FZ_REPORT = 1u << 9,     /* bl_report_compute succeeded */
+    FZ_DRIFT_TEXT = 1u << 10 /* every drift feature of the full scorer computed */
 };
 
 /* Where a target's loops write what they read, so reads are not optimized

@@ -5,7 +5,8 @@
  *   fuzz-replay --selftest              built-in inputs, for `make check`
  *   fuzz-replay --write-seeds TARGET DIR   the synthetic seeds, as files
  *
- * TARGET is gguf, llama2c or tokenizer.  Output is TAP.  An input passes if
+ * TARGET is one of the targets below (gguf, llama2c, tokenizer, safetensors,
+ * json, trace, report, drift).  Output is TAP.  An input passes if
  * the target returns; a crash, a sanitizer report or a failed FUZZ_CHECK
  * ends the program, after "fuzz-replay: crashed on <input>" on stderr (and
  * the input written to $FUZZ_REPLAY_SAVE if that is set).
@@ -58,6 +59,7 @@ static const struct target targets[] = {
     {"json", fuzz_json},
     {"trace", fuzz_trace},
     {"report", fuzz_report},
+    {"drift", fuzz_drift},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])
 
@@ -715,11 +717,16 @@ struct seed {
     int mutate;         /* also feed its prefixes and changed bytes */
 };
 
-static struct seed seeds[64];
+#define MAX_SEEDS 96
+static struct seed seeds[MAX_SEEDS];
 static size_t n_seeds;
 
 static struct seed *new_seed(const char *target, const char *name, unsigned expect, int mutate)
 {
+    if (n_seeds == MAX_SEEDS) {
+        fprintf(stderr, "fuzz-replay: more than %d seeds: raise MAX_SEEDS\n", MAX_SEEDS);
+        exit(2);
+    }
     struct seed *s = &seeds[n_seeds++];
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
@@ -798,6 +805,15 @@ size_t fuzz_report_seeds(void (*add)(const char *name, const void *data, size_t 
 static void add_report_seed(const char *name, const void *data, size_t n, unsigned expect, int mutate)
 {
     struct seed *s = new_seed("report", name, expect, mutate);
+    put(&s->data, data, n);
+}
+
+/* drift seeds: tests/fuzz/fuzz-drift.c builds them (references and texts) */
+size_t fuzz_drift_seeds(void (*add)(const char *name, const void *data, size_t n, unsigned expect, int mutate));
+
+static void add_drift_seed(const char *name, const void *data, size_t n, unsigned expect, int mutate)
+{
+    struct seed *s = new_seed("drift", name, expect, mutate);
     put(&s->data, data, n);
 }
 
@@ -901,6 +917,7 @@ static void build_seeds(int have_tok512, int have_spm)
     fuzz_json_seeds(add_json_seed);
     fuzz_trace_seeds(add_trace_seed);
     fuzz_report_seeds(add_report_seed);
+    fuzz_drift_seeds(add_drift_seed);
 }
 
 static void free_seeds(void)
