@@ -24,7 +24,14 @@
  *   - bl_report_compute on a trace recorded here from stories260K over 50
  *     paragraphs of TinyStories, without probes (k 0: spectra and
  *     bootstrap) and with them (k 4), on 1 and 2 threads (median of 3).
- * The section takes 30 to 45 s on two cores. */
+ * The section takes 30 to 45 s on two cores.
+ *
+ * Drift (bitlens/drift.h): loading the built-in reference tables; the
+ * features of 128-character spans of the TinyStories head, characters/s,
+ * with no tables (zlib, scripts and the Gopher rules only), with the word
+ * list, with the n-gram tables, with both; and the model feature's cost,
+ * bl_drift_model_bits with stories260K on the same text, on 1 and 2
+ * threads.  Median of 5. */
 #include "config.h"
 
 #include <math.h>
@@ -699,6 +706,101 @@ out:
     bl_model_free(m);
 }
 
+static double drift_pass(const struct bl_drift_scorer *sc, const char *text, size_t n, const int64_t *off,
+                         int64_t nc)
+{
+    double t0 = now();
+    struct bl_drift_features f;
+    for (int64_t c = 0; c + 128 <= nc; c += 128)
+        bl_drift_features(sc, text + off[c], (size_t)(off[c + 128] - off[c]), NULL, &f);
+    (void)n;
+    return now() - t0;
+}
+
+static void bench_drift(const char *td, int max_threads)
+{
+    printf("\ndrift (bitlens/drift.h)\n");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/text/tinystories_train_head.txt", td);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        printf("(drift: no %s)\n", path);
+        return;
+    }
+    char *text = malloc(1 << 20);
+    size_t n = text ? fread(text, 1, (1 << 20) - 1, fp) : 0;
+    fclose(fp);
+    int64_t *off = malloc((n + 1) * sizeof *off);
+    int64_t nc = bl_utf8_offsets(text, n, off);
+    double t[REPS];
+    bl_drift_ref *ref = NULL;
+    bl_err err;
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now();
+        bl_drift_ref_free(ref);
+        if (bl_drift_ref_builtin(&ref, &err)) {
+            printf("(drift: %s)\n", err.msg);
+            free(text);
+            free(off);
+            return;
+        }
+        t[r] = now() - t0;
+    }
+    printf("built-in reference tables: loaded and indexed in %.1f ms\n", 1e3 * median(t, REPS));
+    bl_wordlist *words = NULL;
+    if (bl_wordlist_load(&words, "/usr/share/dict/words", &err))
+        printf("(no word list: %s)\n", err.msg);
+    struct { const char *label; struct bl_drift_scorer sc; } cases[] = {
+        {"no tables", {NULL, NULL}},
+        {"word list", {NULL, words}},
+        {"n-gram tables", {ref, NULL}},
+        {"n-gram tables + word list", {ref, words}},
+    };
+    printf("%-28s %14s %12s\n", "features of 128-char spans", "characters/s", "spans/s");
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        if (!ref && cases[k].sc.ref)
+            continue;
+        if (!words && cases[k].sc.words)
+            continue;
+        for (int r = 0; r < REPS; r++)
+            t[r] = drift_pass(&cases[k].sc, text, n, off, nc);
+        double s = median(t, REPS);
+        printf("%-28s %14.0f %12.0f\n", cases[k].label, (double)(nc / 128 * 128) / s, (double)(nc / 128) / s);
+    }
+    /* the model feature: stories260K's surprisal of the same text */
+    char tok[4096];
+    snprintf(path, sizeof path, "%s/models/stories260K.bin", td);
+    snprintf(tok, sizeof tok, "%s/models/tok512.bin", td);
+    struct bl_model_params mp = bl_model_default_params();
+    mp.tokenizer_path = tok;
+    bl_model *m;
+    if (bl_model_load(&m, path, &mp, &err) == 0) {
+        float *bits = malloc(n * sizeof *bits);
+        size_t m_n = n < 65536 ? n : 65536;
+        for (int th = 1; th <= max_threads; th++) {
+            struct bl_ctx_params cp = bl_ctx_default_params();
+            cp.n_threads = th;
+            bl_ctx *ctx;
+            if (bl_ctx_alloc(&ctx, m, &cp, &err))
+                break;
+            for (int r = 0; r < REPS; r++) {
+                double t0 = now();
+                bl_drift_model_bits(ctx, text, m_n, bits, &err);
+                t[r] = now() - t0;
+            }
+            printf("%-28s %14.0f %12s (stories260K, %d thread%s)\n", "model bits per character", (double)m_n / median(t, REPS),
+                   "", th, th > 1 ? "s" : "");
+            bl_ctx_free(ctx);
+        }
+        free(bits);
+        bl_model_free(m);
+    }
+    bl_wordlist_free(words);
+    bl_drift_ref_free(ref);
+    free(text);
+    free(off);
+}
+
 /* Returns nonzero if a fast path gave a wrong answer. */
 static int bench_analysis(const char *td, const char *dir, int max_threads)
 {
@@ -706,10 +808,11 @@ static int bench_analysis(const char *td, const char *dir, int max_threads)
     printf("\nanalysis (bitlens/analysis.h)\n");
     int bad = bench_moments();
     bench_probe(max_threads);
-    if (td && *td)
+    if (td && *td) {
         bench_report(td, dir, max_threads);
-    else
-        printf("\n(report: skipped, no test data directory)\n");
+        bench_drift(td, max_threads);
+    } else
+        printf("\n(report and drift: skipped, no test data directory)\n");
     printf("\nanalysis section: %.1f s\n", now() - t0);
     return bad;
 }
