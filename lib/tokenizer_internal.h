@@ -246,4 +246,18 @@ int bli_tok_ws_reserve(struct bli_ws *ws, size_t n, size_t nbuf);
 /* The GGUF pre name matching the tokenizer's splits and ignore_merges, or NULL. */
 const char *bli_tok_pre_name(const bl_tokenizer *t);
 
+/* ---- lib/tokenizer_train.c */
+/* Each distinct training word after training: spelled as the encoder sees
+ * it ("▁" for the space), its count in the text, and the ids its
+ * segmentation gives (a character outside the vocabulary as its byte
+ * tokens).  Nonzero stops the listing. */
+typedef int (*bli_tok_word_fn)(void *user, const char *word, size_t len, int64_t count,
+                               const int32_t *ids, int64_t n_ids);
+/* bl_tokenizer_train(), and for the tests, if fn is not NULL, fn called for
+ * every distinct word, in the order of first occurrence (BL_ESTOPPED, and
+ * no tokenizer, if it stops). */
+int bli_tok_train(bl_tokenizer **out, const char *text, size_t n,
+                  const struct bl_tokenizer_train_params *p, bli_tok_word_fn fn, void *user,
+                  bl_err *err);
+
 #endif

@@ -193,6 +193,79 @@ size_t bl_tokenizer_decode(const bl_tokenizer *t, int32_t prev, int32_t id, char
  * 0 writes the vocabulary as it is. */
 int bl_tokenizer_write_gguf(const bl_tokenizer *t, bl_gguf_writer *w, int64_t n_rows);
 
+/* ---- training a vocabulary */
+
+struct bl_tokenizer_train_params {
+    int64_t vocab;            /* tokens in all, the 3 special and 256 byte tokens
+                                 and "▁" included: 260 to 16777216 (scores stay
+                                 exact in float32); default 1024 */
+    int64_t max_piece_bytes;  /* longest merged piece in bytes, 4 to 1024 (a
+                                 character is at most 4); default 16 */
+    int add_space_prefix;     /* SentencePiece's dummy prefix: the text starts with
+                                 "▁" as if it began with a space; the tokenizer
+                                 keeps the setting for encoding; default 1 */
+    int n_threads;            /* threads counting the words; 0 = OMP_NUM_THREADS if
+                                 set, else the number of processors.  The
+                                 vocabulary does not depend on it; default 0 */
+    /* called after each merge with the merges made and the merges planned
+     * (vocab minus the special, byte and character tokens); nonzero stops
+     * the training, which returns BL_ESTOPPED.  May be NULL. */
+    int (*progress)(void *user, int64_t merges, int64_t total);
+    void *progress_user;
+};
+
+struct bl_tokenizer_train_params bl_tokenizer_train_default_params(void);
+
+/* Train a SentencePiece-style BPE vocabulary with byte fallback on the n
+ * bytes of text (any bytes, NUL included; read during the call only) with
+ * the parameters p (NULL: the defaults), such that bl_tokenizer_encode()
+ * segments the training text exactly as the training did.
+ *
+ * The vocabulary: id 0 "<unk>" (unknown), 1 "<s>" (BOS, control), 2 "</s>"
+ * (EOS, control), 3..258 "<0x00>".."<0xFF>" (BL_TOKEN_BYTE, score 0); then
+ * the characters of the text, most frequent first (ties: by their UTF-8
+ * bytes), as many as make up 99.99% of its characters (fewer if the
+ * vocabulary has no room), a space counted as "▁", and "▁" always (in its
+ * place, or last if it would not be kept: as byte tokens it would decode
+ * as itself, not as a space); then the merged pieces in the order they
+ * were made.  Merge r (from 0) scores -r, and with M merges the i-th
+ * character (from 0) -(M + i), as SentencePiece numbers them, so the
+ * encoder's best-score-first order is the merge order.  Characters
+ * outside the vocabulary, U+0000 and bytes that are not valid UTF-8 are
+ * left to byte fallback and never merged.  The tokenizer is "llama", adds
+ * BOS to prompts, keeps add_space_prefix, and can be written with
+ * bl_tokenizer_write_gguf().
+ *
+ * Words: the text as the encoder sees it ("▁" for each space, and at the
+ * start with add_space_prefix) is cut before every "▁" (a U+2581 in the
+ * text counts as one) and around every run of tab, newline, vertical tab,
+ * form feed and carriage return: " the cat\n\nsat" gives "▁the", "▁cat",
+ * "\n\n", "sat".  Note that a word after a newline has no "▁": a corpus of
+ * documents or lines should be encoded as it was trained on, the whole
+ * text at once.  Pieces never span two words.
+ *
+ * Merging: the frequencies of the distinct words are counted once; then,
+ * until the vocabulary is full, the two adjacent pieces whose
+ * concatenation occurs most often in the words become one piece (ties: the
+ * concatenation first in byte order), at most max_piece_bytes long, never
+ * one that is, begins or ends a special or byte token's spelling ("<s",
+ * "0x41>"), since the encoder would turn that text into that token.  Each
+ * merge segments the words as bl_tokenizer_encode() would with the pieces
+ * so far (every adjacent pair forming the new piece merges, leftmost first,
+ * and so does any pair it brings together that forms an earlier piece), so
+ * that the counts are those of the encoder's own segmentation.  When no
+ * pair is left (a short or empty text) the vocabulary is smaller than
+ * `vocab`: an empty text gives the 259 special and byte tokens and "▁".  The
+ * result depends only on the text and vocab, max_piece_bytes and
+ * add_space_prefix.
+ *
+ * *out owns the new tokenizer (free it with bl_tokenizer_free()), NULL on
+ * failure.  BL_EINVAL (a parameter out of range, or NULL text with n > 0),
+ * BL_ERANGE (distinct words of 2^31 characters or more in all),
+ * BL_ESTOPPED, BL_ENOMEM; err says which. */
+int bl_tokenizer_train(bl_tokenizer **out, const char *text, size_t n,
+                       const struct bl_tokenizer_train_params *p, bl_err *err);
+
 #ifdef __cplusplus
 }
 #endif
