@@ -729,6 +729,96 @@ static int info_drafter(const char *path, int json)
     return 0;
 }
 
+/* A GGUF file holding only a vocabulary (bitlens train --tokenizer), or the
+ * drift reference tables (bitlens drift --build-reference).  Returns -1 if
+ * path is neither. */
+static int info_vocab_or_reference(const char *path, int json)
+{
+    bl_gguf *g;
+    bl_err err = {0};
+    if (bl_gguf_open(&g, path, &err))
+        return -1;
+    struct bl_gguf_str arch = {0};
+    bl_gguf_get_str(g, "general.architecture", &arch, NULL);
+    int is_ref = arch.len == 13 && memcmp(arch.ptr, "bitlens-drift", 13) == 0;
+    int is_vocab = !is_ref && bl_gguf_n_tensors(g) == 0 && bl_gguf_find_key(g, "tokenizer.ggml.tokens") >= 0;
+    if (!is_ref && !is_vocab) {
+        bl_gguf_free(g);
+        return -1;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", path);
+    if (is_vocab) {
+        bl_tokenizer *t;
+        if (bl_tokenizer_from_gguf(&t, g, &err))
+            cli_die("%s", err.msg);
+        int32_t ids[64];
+        int64_t n = 0;
+        static const char sample[] = "Once upon a time, a tokenizer learned English.";
+        bl_tokenizer_encode(t, sample, sizeof sample - 1, 0, ids, 64, &n);
+        cJSON_AddStringToObject(o, "type", "vocabulary");
+        cJSON_AddStringToObject(o, "model", bl_tokenizer_model(t));
+        cJSON_AddNumberToObject(o, "tokens", (double)bl_tokenizer_n_vocab(t));
+        cJSON_AddNumberToObject(o, "bos", bl_tokenizer_bos(t));
+        cJSON_AddNumberToObject(o, "eos", bl_tokenizer_eos(t));
+        cJSON_AddNumberToObject(o, "sample_tokens", (double)n);
+        if (!json) {
+            printf("file:          %s (%zu bytes)\n", path, bl_gguf_file_size(g));
+            printf("format:        gguf v%" PRIu32 ", a vocabulary without a model\n", bl_gguf_version(g));
+            printf("vocabulary:    %" PRId64 " tokens (%s), BOS %" PRId32 ", EOS %" PRId32 "\n", bl_tokenizer_n_vocab(t),
+                   bl_tokenizer_model(t), bl_tokenizer_bos(t), bl_tokenizer_eos(t));
+            printf("sample:        \"%s\" is %" PRId64 " tokens:", sample, n);
+            for (int64_t i = 0; i < n && i < 64; i++) {
+                size_t len;
+                const char *piece = bl_tokenizer_piece(t, ids[i], &len);
+                printf(" %.*s", (int)len, piece);
+            }
+            printf("\n");
+        }
+        bl_tokenizer_free(t);
+    } else {
+        bl_drift_ref *r;
+        if (bl_drift_ref_load(&r, path, &err))
+            cli_die("%s", err.msg);
+        size_t nc;
+        bl_drift_ref_calibration(r, &nc);
+        uint32_t co = 0, wo = 0, ws = 0;
+        int64_t cg = 0, wg = 0;
+        bl_gguf_get_u32(g, "bitlens.drift.chars.order", &co, NULL);
+        bl_gguf_get_u32(g, "bitlens.drift.words.order", &wo, NULL);
+        bl_gguf_get_u32(g, "bitlens.drift.words.n_symbols", &ws, NULL);
+        bl_gguf_get_i64(g, "bitlens.drift.chars.n_grams", &cg, NULL);
+        bl_gguf_get_i64(g, "bitlens.drift.words.n_grams", &wg, NULL);
+        cJSON_AddStringToObject(o, "type", "drift reference");
+        cJSON_AddStringToObject(o, "source", bl_drift_ref_source(r));
+        cJSON_AddNumberToObject(o, "char_order", co);
+        cJSON_AddNumberToObject(o, "char_grams", (double)cg);
+        cJSON_AddNumberToObject(o, "word_order", wo);
+        cJSON_AddNumberToObject(o, "word_grams", (double)wg);
+        cJSON_AddNumberToObject(o, "word_symbols", ws);
+        cJSON_AddNumberToObject(o, "calibration_bytes", (double)nc);
+        if (!json) {
+            printf("file:          %s (%zu bytes)\n", path, bl_gguf_file_size(g));
+            printf("format:        gguf v%" PRIu32 ", drift reference tables (bitlens drift)\n", bl_gguf_version(g));
+            printf("source:        %s\n", bl_drift_ref_source(r));
+            printf("characters:    %" PRIu32 "-gram Kneser-Ney, %" PRId64 " n-grams kept\n", co, cg);
+            printf("words:         %" PRIu32 "-gram Kneser-Ney over %" PRIu32 " forms and shapes, %" PRId64
+                   " n-grams kept\n", wo, ws, wg);
+            printf("calibration:   %zu bytes of held-out text (the default baseline)\n", nc);
+        }
+        bl_drift_ref_free(r);
+    }
+    if (json) {
+        char *t = cJSON_Print(o);
+        if (t)
+            puts(t);
+        free(t);
+    }
+    cJSON_Delete(o);
+    bl_gguf_free(g);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv)
 {
     struct bl_model_params mp = bl_model_default_params();
@@ -761,7 +851,7 @@ int cmd_info(int argc, char **argv)
         return info_trace(path, json);
     }
 
-    if (info_drafter(path, json) == 0)
+    if (info_drafter(path, json) == 0 || info_vocab_or_reference(path, json) == 0)
         return 0;
     bl_model *m;
     if (bl_model_load(&m, path, &mp, &err))

@@ -1,4 +1,5 @@
-/* bin/cmd-train.c: `bitlens train`: train a drafter on a corpus. */
+/* bin/cmd-train.c: `bitlens train`: train a drafter on a corpus, or a
+ * byte-fallback BPE vocabulary (--tokenizer). */
 #include "config.h"
 
 #include <errno.h>
@@ -19,6 +20,8 @@ static const char usage[] =
     "                     [--valid-every N] [--steps N] [--batch N] [--lr R] [--weight-decay W]\n"
     "                     [--clip C] [--warmup N] [--eval-every N] [--seed S] [--threads N]\n"
     "                     [--force] [-q] [-v]\n"
+    "       bitlens train --tokenizer --corpus TEXT [--vocab N] [--max-piece N]\n"
+    "                     [--no-space-prefix] [-o TOKENIZER] [--threads N] [--force] [-q] [-v]\n"
     "\n"
     "Train multi-token drafter heads on the residual stream of a frozen model: head\n"
     "j reads the hook at position t and predicts x_{t+1+j}.  The corpus's paragraphs\n"
@@ -52,6 +55,14 @@ static const char usage[] =
     "      --seed S             seed of the start and the batch order (default 1)\n"
     "      --threads N          threads (default: OMP_NUM_THREADS, else all processors)\n"
     "      --force              replace an existing output file\n"
+    "\n"
+    "With --tokenizer (given first, without a value), train a SentencePiece-style\n"
+    "BPE vocabulary with byte fallback on the corpus and write it as a GGUF file\n"
+    "holding only the vocabulary (default tokenizer.gguf):\n"
+    "      --vocab N            tokens in all, 3 special and 256 byte tokens\n"
+    "                           included (default 1024)\n"
+    "      --max-piece N        longest merged piece in bytes (default 16)\n"
+    "      --no-space-prefix    no dummy space before the text\n"
     "  -q, --quiet              no progress or figures on stderr\n"
     "  -v, --verbose            settings and timings on stderr\n"
     "  -h, --help               this text\n";
@@ -59,7 +70,7 @@ static const char usage[] =
 enum {
     OPT_DRAFTER = 256, OPT_CORPUS, OPT_HEADS, OPT_BLOCKS, OPT_WIDTH, OPT_HOOK, OPT_TARGETS, OPT_PROMPTS,
     OPT_PROMPT_TOKENS, OPT_GEN, OPT_VALID_EVERY, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_WD, OPT_CLIP, OPT_WARMUP,
-    OPT_EVAL_EVERY, OPT_SEED, OPT_THREADS, OPT_FORCE
+    OPT_EVAL_EVERY, OPT_SEED, OPT_THREADS, OPT_FORCE, OPT_VOCAB, OPT_MAX_PIECE, OPT_NO_SPACE_PREFIX
 };
 
 static const struct option longopts[] = {
@@ -87,6 +98,9 @@ static const struct option longopts[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"force", no_argument, NULL, OPT_FORCE},
+    {"vocab", required_argument, NULL, OPT_VOCAB},
+    {"max-piece", required_argument, NULL, OPT_MAX_PIECE},
+    {"no-space-prefix", no_argument, NULL, OPT_NO_SPACE_PREFIX},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -180,6 +194,91 @@ static int on_step(void *user, int64_t step, int64_t steps, double tl, double vl
     return 0;
 }
 
+static int on_merge(void *user, int64_t merges, int64_t total)
+{
+    struct prog *pr = user;
+    if (pr->tty && (merges % 64 == 0 || merges == total))
+        fprintf(stderr, "\r\033[Kbitlens train: merge %" PRId64 "/%" PRId64 " (%.1f s)", merges, total,
+                cli_now() - pr->t0);
+    return 0;
+}
+
+/* The output file must not exist (unless --force) and its directory must
+ * take it: say so before the work. */
+static void check_output(const char *output, int force)
+{
+    struct stat sb;
+    if (!force && stat(output, &sb) == 0)
+        cli_die("%s exists: --force replaces it", output);
+    const char *slash = strrchr(output, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - output) + (slash == output) : 1, slash ? output : ".");
+    if (access(dir, W_OK) != 0)
+        cli_die("%s: cannot write in %s: %s", output, dir, strerror(errno));
+}
+
+/* bitlens train --tokenizer */
+static int train_tokenizer(const char *corpus, const char *output, const struct bl_tokenizer_train_params *tp,
+                           int force)
+{
+    if (!corpus)
+        cli_usage("--corpus TEXT is required");
+    check_output(output, force);
+    FILE *fp = fopen(corpus, "rb");
+    if (!fp)
+        cli_die("%s: cannot open: %s", corpus, strerror(errno));
+    size_t cap = 1 << 20, n = 0;
+    char *text = malloc(cap);
+    for (;;) {
+        if (!text)
+            cli_die("out of memory");
+        n += fread(text + n, 1, cap - n, fp);
+        if (n < cap)
+            break;
+        if (cap >= (size_t)1 << 30)
+            cli_die("%s: more than 1 GiB of text", corpus);
+        cap *= 2;
+        text = realloc(text, cap);
+    }
+    if (ferror(fp))
+        cli_die("%s: read error after %zu bytes", corpus, n);
+    fclose(fp);
+    struct prog pr = {cli_now(), !cli_quiet && cli_stderr_tty()};
+    struct bl_tokenizer_train_params p = *tp;
+    p.progress = on_merge;
+    p.progress_user = &pr;
+    bl_err err = {0};
+    bl_tokenizer *t;
+    if (bl_tokenizer_train(&t, text, n, &p, &err))
+        cli_die("%s: %s", corpus, err.msg);
+    double secs = cli_now() - pr.t0;
+    if (pr.tty)
+        fputs("\r\033[K", stderr);
+    bl_gguf_writer *w = bl_gguf_writer_alloc();
+    if (!w || bl_gguf_writer_set_str(w, "general.architecture", "llama") ||
+        bl_gguf_writer_set_str(w, "general.name", "bitlens BPE vocabulary") || bl_tokenizer_write_gguf(t, w, 0))
+        cli_die("out of memory");
+    if (bl_gguf_writer_write(w, output, &err))
+        cli_die("%s", err.msg);
+    bl_gguf_writer_free(w);
+    if (!cli_quiet) {
+        /* bytes per token over the first MiB (whole lines) */
+        size_t m = n < ((size_t)1 << 20) ? n : (size_t)1 << 20;
+        while (m < n && m > 0 && text[m - 1] != '\n')
+            m--;
+        int64_t nid = 0;
+        int32_t *ids = malloc((3 * m + 8) * sizeof *ids);
+        if (ids && bl_tokenizer_encode(t, text, m, 0, ids, (int64_t)(3 * m + 8), &nid) == 0)
+            fprintf(stderr, "bitlens train: %s: %" PRId64 " tokens (asked %" PRId64 ") from %zu bytes of %s in %.1f s; "
+                            "%.2f bytes per token on its first %zu bytes\n",
+                    output, bl_tokenizer_n_vocab(t), tp->vocab, n, corpus, secs, nid ? (double)m / nid : 0.0, m);
+        free(ids);
+    }
+    bl_tokenizer_free(t);
+    free(text);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
     const char *model_path = NULL, *corpus = NULL, *output = "drafter.gguf";
@@ -194,6 +293,19 @@ int cmd_train(int argc, char **argv)
     cfg.n_blocks = 1;
     tp.steps = 3000;
     tp.eval_every = 250;
+
+    struct bl_tokenizer_train_params tkp = bl_tokenizer_train_default_params();
+    int tokenizer_mode = 0, have_output = 0, have_vocab_opts = 0;
+    /* `--tokenizer` with no value (the end, or an option next) is the mode;
+     * with a value it is -z's long form */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--tokenizer") == 0 && (i + 1 == argc || argv[i + 1][0] == '-')) {
+            tokenizer_mode = 1;
+            for (int j = i; j + 1 < argc; j++)
+                argv[j] = argv[j + 1];
+            argc--;
+            break;
+        }
 
     optind = 1;
     opterr = 0;
@@ -211,7 +323,22 @@ int cmd_train(int argc, char **argv)
         case 'm': model_path = optarg; break;
         case 'z': mp.tokenizer_path = optarg; break;
         case OPT_CORPUS: corpus = optarg; break;
-        case 'o': output = optarg; break;
+        case 'o':
+            output = optarg;
+            have_output = 1;
+            break;
+        case OPT_VOCAB:
+            tkp.vocab = cli_int("--vocab", optarg, 260, 1 << 24);
+            have_vocab_opts = 1;
+            break;
+        case OPT_MAX_PIECE:
+            tkp.max_piece_bytes = cli_int("--max-piece", optarg, 4, 1024);
+            have_vocab_opts = 1;
+            break;
+        case OPT_NO_SPACE_PREFIX:
+            tkp.add_space_prefix = 0;
+            have_vocab_opts = 1;
+            break;
         case OPT_HEADS: cfg.n_heads = (int)cli_int("--heads", optarg, 1, BL_DRAFTER_MAX_HEADS); break;
         case OPT_BLOCKS: cfg.n_blocks = (int)cli_int("--blocks", optarg, 1, BL_DRAFTER_MAX_BLOCKS); break;
         case OPT_WIDTH:
@@ -253,23 +380,23 @@ int cmd_train(int argc, char **argv)
     }
     if (optind < argc)
         cli_usage("unexpected argument '%s'", argv[optind]);
+    if (tokenizer_mode) {
+        if (have_kind || model_path || mp.tokenizer_path)
+            cli_usage("--tokenizer trains a vocabulary: no --drafter, -m or -z");
+        if (threads)
+            bl_set_threads(threads);
+        tkp.n_threads = threads;
+        return train_tokenizer(corpus, have_output ? output : "tokenizer.gguf", &tkp, force);
+    }
+    if (have_vocab_opts)
+        cli_usage("--vocab, --max-piece and --no-space-prefix are for --tokenizer");
     if (!have_kind)
-        cli_usage("--drafter medusa|eagle is required");
+        cli_usage("--drafter medusa|eagle (or --tokenizer) is required");
     if (!model_path)
         cli_usage("-m MODEL is required");
     if (!corpus)
         cli_usage("--corpus TEXT is required");
-    struct stat sb;
-    if (!force && stat(output, &sb) == 0)
-        cli_die("%s exists: --force replaces it", output);
-    {   /* the directory must take the file: say so before the work */
-        const char *slash = strrchr(output, '/');
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - output) + (slash == output) : 1,
-                 slash ? output : ".");
-        if (access(dir, W_OK) != 0)
-            cli_die("%s: cannot write in %s: %s", output, dir, strerror(errno));
-    }
+    check_output(output, force);
     dp.k = cfg.n_heads;
     dp.hook = cfg.hook[0] ? cfg.hook : BL_DRAFTER_DEFAULT_HOOK;
     dp.n_threads = threads;

@@ -305,7 +305,7 @@ err() {
 O=$tmp/e.gguf
 printf 'Once upon a time there was a dog.\nIt ran.\n \t\r\n' >"$tmp/one.txt"
 printf '\n \n\t\n' >"$tmp/blank.txt"
-err "no --drafter" "--drafter medusa|eagle is required" -m "$M" -z "$Z" --corpus "$T" -o "$O"
+err "no --drafter" "--drafter medusa|eagle (or --tokenizer) is required" -m "$M" -z "$Z" --corpus "$T" -o "$O"
 err "no -m" "-m MODEL is required" --drafter medusa -z "$Z" --corpus "$T" -o "$O"
 err "no --corpus" "--corpus TEXT is required" --drafter medusa -m "$M" -z "$Z" -o "$O"
 err "--drafter hydra" "--drafter 'hydra': medusa or eagle" --drafter hydra -m "$M" -z "$Z" --corpus "$T" -o "$O"
@@ -353,5 +353,25 @@ check "info: a drafter file is described without a model (kind, heads, hook, par
     sh "$tmp/info.out"
 "$BL_BIN" info --json "$tmp/a.gguf" >"$tmp/info.json" 2>/dev/null
 check "info --json: a drafter object" grep -q '"type":.*"drafter"' "$tmp/info.json"
+
+# ------------------------------------------------------------------ a BPE vocabulary (--tokenizer)
+rc=0
+"$BL_BIN" train --tokenizer --corpus "$T" --vocab 600 -o "$tmp/v.gguf" >"$tmp/v.out" 2>"$tmp/v.err" || rc=$?
+ok_run v "--tokenizer --vocab 600: a vocabulary trained on the TinyStories head"
+check "--tokenizer: the figures name 600 tokens and the bytes per token" \
+    grep -q "v.gguf: 600 tokens (asked 600) from [0-9]* bytes of .* bytes per token" "$tmp/v.err"
+"$BL_BIN" info "$tmp/v.gguf" >"$tmp/v.info" 2>&1
+check "info: a vocabulary without a model, 600 tokens, BOS 1, EOS 2" \
+    grep -q "^vocabulary: *600 tokens (llama), BOS 1, EOS 2\$" "$tmp/v.info"
+# the sample line lists the pieces; joined (with U+2581 as a space) they spell the sample
+sample=$(sed -n 's/^sample: *"\(.*\)" is [0-9]* tokens: \(.*\)$/\1/p' "$tmp/v.info")
+pieces=$(sed -n 's/^sample: *".*" is [0-9]* tokens: \(.*\)$/\1/p' "$tmp/v.info" | tr -d ' ' | sed 's/\xe2\x96\x81/ /g; s/^ //')
+check "info: the sample's pieces spell the sample ('$pieces')" [ -n "$sample" ] && [ "$pieces" = "$sample" ]
+"$BL_BIN" train --tokenizer --corpus "$T" --vocab 600 -o "$tmp/v2.gguf" --threads 1 -q 2>/dev/null
+check "--tokenizer: the same file on 1 thread as on the default" cmp -s "$tmp/v.gguf" "$tmp/v2.gguf"
+err "--tokenizer --vocab 259" "out of range" --tokenizer --corpus "$T" --vocab 259 -o "$tmp/e.gguf"
+err "--vocab without --tokenizer" "are for --tokenizer" --drafter medusa -m "$M" -z "$Z" --corpus "$T" --vocab 600 -o "$tmp/e.gguf"
+err "--tokenizer with -m" "no --drafter, -m or -z" --tokenizer -m "$M" --corpus "$T" -o "$tmp/e.gguf"
+err "--tokenizer without --corpus" "--corpus TEXT is required" --tokenizer -o "$tmp/e.gguf"
 
 done_testing
