@@ -48,11 +48,11 @@ fi
 
 echo "== the baseline: the model's own greedy output on 100 other prompts" >&2
 "$bitlens" record -q -m "$model" -z "$tok" -f "$out/baseline-prompts.txt" -t 0 -n 128 --hooks none \
-    -o "$out/baseline.blt"
+    -o "$out/baseline.blt" --force
 
 echo "== 1. one-pass drafts along the greedy stream"
 "$bitlens" record -q -m "$model" -z "$tok" -f "$out/prompts.txt" -t 0 -n 128 --drafter "$out/medusa.gguf" \
-    -o "$out/drafted.blt"
+    -o "$out/drafted.blt" --force
 status=0
 "$bitlens" drift "$out/drafted.blt" --baseline "$out/baseline.blt" -q >"$out/drafted.txt" || status=$?
 [ $status -le 1 ] || exit $status
