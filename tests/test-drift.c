@@ -23,8 +23,10 @@
 
 #include <zlib.h>
 
+#include <bitlens/ctx.h>
 #include <bitlens/drift.h>
 #include <bitlens/gguf.h>
+#include <bitlens/model.h>
 
 #include "drift_internal.h"
 #include "tap.h"
@@ -1587,6 +1589,95 @@ static void test_edges(void)
     bl_wordlist_free(w);
 }
 
+/* bl_drift_model_bits against the model run here by hand: each token's
+ * -log2 p given BOS and the tokens before it, by the definition in drift.h
+ * (segments of 128 tokens scored after up to 64 tokens of context). */
+static double ref_bits_total(bl_model *m, const int32_t *ids, int64_t nid, int32_t bos)
+{
+    int64_t V = bl_model_config(m)->n_vocab;
+    double total = 0;
+    for (int64_t s = 0; s < nid; s += 128) {
+        int64_t e = s + 128 < nid ? s + 128 : nid, from = s - 64 > 0 ? s - 64 : 0;
+        int64_t len = 1 + (e - from);
+        int32_t *seq = malloc((size_t)len * sizeof *seq);
+        float *lg = malloc((size_t)len * (size_t)V * sizeof *lg);
+        seq[0] = bos;
+        memcpy(seq + 1, ids + from, (size_t)(e - from) * sizeof *seq);
+        bl_ctx *c;
+        bl_ctx_alloc(&c, m, NULL, NULL);
+        bl_ctx_eval(c, seq, len, lg, BL_EVAL_ALL_LOGITS);
+        for (int64_t k = s; k < e; k++) {
+            const float *row = lg + (size_t)(k - from) * (size_t)V;   /* the row before ids[k] */
+            double mx = row[0], z = 0;
+            for (int64_t v = 1; v < V; v++)
+                mx = row[v] > mx ? row[v] : mx;
+            for (int64_t v = 0; v < V; v++)
+                z += exp(row[v] - mx);
+            total += -(row[ids[k]] - mx - log(z)) / log(2.0);
+        }
+        bl_ctx_free(c);
+        free(seq);
+        free(lg);
+    }
+    return total;
+}
+
+static void test_model_bits(void)
+{
+    char *mp = td_path("models/stories260K.bin"), *tp = td_path("models/tok512.bin"),
+         *xp = td_path("text/tinystories_train_head.txt");
+    if (!mp || !tp || !xp) {
+        skip(4, "no stories260K or TinyStories in the test data");
+        free(mp);
+        free(tp);
+        free(xp);
+        return;
+    }
+    struct bl_model_params p = bl_model_default_params();
+    p.tokenizer_path = tp;
+    bl_model *m;
+    bl_err err;
+    if (bl_model_load(&m, mp, &p, &err)) {
+        ok(0, "model_bits: load stories260K: %s", err.msg);
+        return;
+    }
+    const bl_tokenizer *tok = bl_model_tokenizer(m);
+    size_t tn;
+    char *text = read_file(xp, &tn);
+    static const size_t lens[2] = {55, 3000};   /* one segment; several */
+    for (int k = 0; k < 2; k++) {
+        size_t n = lens[k];
+        while (n < tn && (text[n] & 0xc0) == 0x80)
+            n++;
+        int32_t *ids = malloc((3 * n + 8) * sizeof *ids);
+        int64_t nid = 0;
+        bl_tokenizer_encode(tok, text, n, 0, ids, (int64_t)(3 * n + 8), &nid);
+        double want = ref_bits_total(m, ids, nid, bl_tokenizer_bos(tok));
+        float *bits = malloc(n * sizeof *bits);
+        bl_ctx *c;
+        bl_ctx_alloc(&c, m, NULL, NULL);
+        int rc = bl_drift_model_bits(c, text, n, bits, &err);
+        double got = 0;
+        int64_t nonzero = 0;
+        for (size_t i = 0; i < n; i++) {
+            got += bits[i];
+            nonzero += bits[i] != 0;
+        }
+        ok(rc == 0 && fabs(got - want) <= 1e-4 * want,
+           "model_bits: %zu bytes, %lld tokens: %.6f bits in all, by hand %.6f", n, (long long)nid, got, want);
+        ok(nonzero > 0 && nonzero <= nid, "model_bits: bits on %lld bytes, at most one per token (%lld)",
+           (long long)nonzero, (long long)nid);
+        bl_ctx_free(c);
+        free(bits);
+        free(ids);
+    }
+    free(text);
+    bl_model_free(m);
+    free(mp);
+    free(tp);
+    free(xp);
+}
+
 int main(void)
 {
     test_names();
@@ -1597,6 +1688,7 @@ int main(void)
     test_normalize();
     test_features_plain();
     test_model_bpc();
+    test_model_bits();
     test_dict();
     test_ngram_hand();
     test_ngram_scan();

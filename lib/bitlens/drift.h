@@ -143,10 +143,11 @@ struct bl_drift_features {
 int bl_drift_features(const struct bl_drift_scorer *s, const char *text, size_t n,
                       const float *model_bits, struct bl_drift_features *f);
 
-/* A model's surprisal of text[0..n): each token's -log2 p, given BOS and
- * the tokens before it (in blocks of up to the context length), added to
- * bits[] at the token's last byte (bits has n entries, zeroed first).  The
- * context is rewound. */
+/* A model's surprisal of text[0..n): each token's -log2 p given BOS and
+ * the 64 to 191 tokens before it (segments of 128 scored after 64 of
+ * context; less for a model whose context is shorter than 193), added to
+ * bits[] at the token's last byte (bits has n entries, zeroed first).
+ * Without BOS the first token is not scored.  The context is rewound. */
 typedef struct bl_ctx bl_ctx;
 int bl_drift_model_bits(bl_ctx *c, const char *text, size_t n, float *bits, bl_err *err);
 
