@@ -397,16 +397,20 @@ fi
 
 # ------------------------------------------------------------------ no tensors
 # A vocabulary-only GGUF (llama.cpp's tokenizer test file) has no weights:
-# a clean failure, exit 2, naming the first tensor it lacks.
+# it is described as a vocabulary (bitlens train --tokenizer writes such
+# files), with the size, BOS and EOS its keys give.
 for j in "" --json; do
     run vocab $j "$VOCAB"
     rc=$(cat "$tmp/vocab.rc")
-    is "vocabulary-only GGUF${j:+ $j}: exit status 2 (not a crash)" "$rc" 2
-    check "vocabulary-only GGUF${j:+ $j}: the message names the missing tensor" \
-        grep -q "token_embd\.weight' is missing" "$tmp/vocab.err"
-    check "vocabulary-only GGUF${j:+ $j}: the message names the file" \
-        grep -qF "$VOCAB" "$tmp/vocab.err"
-    check "vocabulary-only GGUF${j:+ $j}: nothing on stdout" test ! -s "$tmp/vocab.out"
+    is "vocabulary-only GGUF${j:+ $j}: exit status 0" "$rc" 0
+    check "vocabulary-only GGUF${j:+ $j}: nothing on stderr" test ! -s "$tmp/vocab.err"
 done
+run vocab "$VOCAB"
+check "vocabulary-only GGUF: a vocabulary without a model" grep -q "^format: *gguf v3, a vocabulary without a model\$" "$tmp/vocab.out"
+check "vocabulary-only GGUF: Llama's 32000 tokens, BOS 1, EOS 2" \
+    grep -q "^vocabulary: *32000 tokens (llama), BOS 1, EOS 2\$" "$tmp/vocab.out"
+run vocab --json "$VOCAB"
+check "vocabulary-only GGUF --json: type vocabulary, 32000 tokens" \
+    sh -c 'grep -q "\"type\":.*\"vocabulary\"" "$1" && grep -q "\"tokens\":.*32000" "$1"' sh "$tmp/vocab.out"
 
 done_testing
