@@ -31,7 +31,7 @@ static const struct command {
     {"record", cmd_record, "run prompts with probes attached and write a trace"},
     {"report", cmd_report, "the bottleneck table: token bits against residual bits"},
     {"spectrum", cmd_spectrum, "covariance spectra, capacity and compressibility per hook"},
-    {"train", cmd_train, "train multi-token drafter heads on a model's residual stream, or a BPE vocabulary"},
+    {"train", cmd_train, "train drafter heads on a model's residual stream, a BPE vocabulary, or a model"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

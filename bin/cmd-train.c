@@ -22,6 +22,11 @@ static const char usage[] =
     "                     [--force] [-q] [-v]\n"
     "       bitlens train --tokenizer --corpus TEXT [--vocab N] [--max-piece N]\n"
     "                     [--no-space-prefix] [-o TOKENIZER] [--threads N] [--force] [-q] [-v]\n"
+    "       bitlens train --model --corpus TEXT [-z TOKENIZER | --vocab N] [--dim N]\n"
+    "                     [--layers N] [--heads N] [--hidden N] [--ctx N] [--seq N]\n"
+    "                     [--valid-fraction F] [--steps N] [--batch N] [--lr R]\n"
+    "                     [--weight-decay W] [--clip C] [--warmup N] [--eval-every N]\n"
+    "                     [--seed S] [-o MODEL] [--threads N] [--force] [-q] [-v]\n"
     "\n"
     "Train multi-token drafter heads on the residual stream of a frozen model: head\n"
     "j reads the hook at position t and predicts x_{t+1+j}.  The corpus's paragraphs\n"
@@ -63,6 +68,20 @@ static const char usage[] =
     "                           included (default 1024)\n"
     "      --max-piece N        longest merged piece in bytes (default 16)\n"
     "      --no-space-prefix    no dummy space before the text\n"
+    "\n"
+    "With --model (given first, without a value), train a Llama-family model from\n"
+    "scratch on the corpus and write it as GGUF with its vocabulary inside\n"
+    "(default model.gguf): the vocabulary of -z (a GGUF from --tokenizer), or one\n"
+    "trained here first with --vocab N (default 1024).  --steps, --batch (windows\n"
+    "per step), --lr, --weight-decay, --clip, --warmup, --eval-every and --seed as\n"
+    "above (defaults 1000, 16, 0.003, 0.1, 1, 50, 100, 1), --heads the attention\n"
+    "heads (4), and:\n"
+    "      --dim N              residual stream width (default 128)\n"
+    "      --layers N           decoder blocks (default 4)\n"
+    "      --hidden N           SwiGLU width (default 384)\n"
+    "      --ctx N              context length (default 256)\n"
+    "      --seq N              tokens per training window (default 128)\n"
+    "      --valid-fraction F   the corpus's tail held out (default 0.05)\n"
     "  -q, --quiet              no progress or figures on stderr\n"
     "  -v, --verbose            settings and timings on stderr\n"
     "  -h, --help               this text\n";
@@ -70,7 +89,8 @@ static const char usage[] =
 enum {
     OPT_DRAFTER = 256, OPT_CORPUS, OPT_HEADS, OPT_BLOCKS, OPT_WIDTH, OPT_HOOK, OPT_TARGETS, OPT_PROMPTS,
     OPT_PROMPT_TOKENS, OPT_GEN, OPT_VALID_EVERY, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_WD, OPT_CLIP, OPT_WARMUP,
-    OPT_EVAL_EVERY, OPT_SEED, OPT_THREADS, OPT_FORCE, OPT_VOCAB, OPT_MAX_PIECE, OPT_NO_SPACE_PREFIX
+    OPT_EVAL_EVERY, OPT_SEED, OPT_THREADS, OPT_FORCE, OPT_VOCAB, OPT_MAX_PIECE, OPT_NO_SPACE_PREFIX,
+    OPT_DIM, OPT_LAYERS, OPT_NHEADS, OPT_HIDDEN, OPT_CTX, OPT_SEQ, OPT_VALID_FRACTION
 };
 
 static const struct option longopts[] = {
@@ -101,6 +121,12 @@ static const struct option longopts[] = {
     {"vocab", required_argument, NULL, OPT_VOCAB},
     {"max-piece", required_argument, NULL, OPT_MAX_PIECE},
     {"no-space-prefix", no_argument, NULL, OPT_NO_SPACE_PREFIX},
+    {"dim", required_argument, NULL, OPT_DIM},
+    {"layers", required_argument, NULL, OPT_LAYERS},
+    {"hidden", required_argument, NULL, OPT_HIDDEN},
+    {"ctx", required_argument, NULL, OPT_CTX},
+    {"seq", required_argument, NULL, OPT_SEQ},
+    {"valid-fraction", required_argument, NULL, OPT_VALID_FRACTION},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -279,6 +305,111 @@ static int train_tokenizer(const char *corpus, const char *output, const struct 
     return 0;
 }
 
+static int on_model_step(void *user, int64_t step, int64_t steps, double tl, double vl)
+{
+    struct prog *pr = user;
+    if (cli_quiet)
+        return 0;
+    if (step == 0)
+        fprintf(stderr, "bitlens train: step %6" PRId64 "/%" PRId64 "  held-out %.4f nats (the start)\n", step, steps,
+                vl);
+    else
+        fprintf(stderr, "bitlens train: step %6" PRId64 "/%" PRId64 "  train %.4f  held-out %.4f nats  (%.0f s)\n",
+                step, steps, tl, vl, cli_now() - pr->t0);
+    return 0;
+}
+
+static char *slurp_text(const char *path, size_t *n_out)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        cli_die("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 20, n = 0;
+    char *text = malloc(cap + 1);
+    for (;;) {
+        if (!text)
+            cli_die("out of memory");
+        n += fread(text + n, 1, cap - n, fp);
+        if (n < cap)
+            break;
+        if (cap >= (size_t)1 << 30)
+            cli_die("%s: more than 1 GiB of text", path);
+        cap *= 2;
+        text = realloc(text, cap + 1);
+    }
+    if (ferror(fp))
+        cli_die("%s: read error after %zu bytes", path, n);
+    fclose(fp);
+    text[n] = 0;
+    *n_out = n;
+    return text;
+}
+
+/* bitlens train --model */
+static int train_model(const char *corpus, const char *vocab_path, const char *output,
+                       const struct bl_tokenizer_train_params *tkp, const struct bl_model_train_config *cfg,
+                       const struct bl_model_train_params *mtp, int force)
+{
+    if (!corpus)
+        cli_usage("--corpus TEXT is required");
+    check_output(output, force);
+    size_t n;
+    char *text = slurp_text(corpus, &n);
+    bl_err err = {0};
+    bl_tokenizer *tok = NULL;
+    struct prog pr = {cli_now(), !cli_quiet && cli_stderr_tty()};
+    if (vocab_path) {
+        bl_gguf *g;
+        if (bl_gguf_open(&g, vocab_path, &err) || bl_tokenizer_from_gguf(&tok, g, &err))
+            cli_die("%s", err.msg);
+        bl_gguf_free(g);
+    } else {
+        struct bl_tokenizer_train_params p = *tkp;
+        p.progress = on_merge;
+        p.progress_user = &pr;
+        if (bl_tokenizer_train(&tok, text, n, &p, &err))
+            cli_die("%s: %s", corpus, err.msg);
+        if (pr.tty)
+            fputs("\r\033[K", stderr);
+        if (!cli_quiet)
+            fprintf(stderr, "bitlens train: a vocabulary of %" PRId64 " tokens trained on %s in %.1f s\n",
+                    bl_tokenizer_n_vocab(tok), corpus, cli_now() - pr.t0);
+    }
+    /* the corpus as one text after BOS, encoded as the vocabulary was trained */
+    int64_t cap = 3 * (int64_t)n + 8, nid = 0;
+    int32_t *ids = malloc((size_t)cap * sizeof *ids);
+    if (!ids)
+        cli_die("out of memory");
+    double t0 = cli_now();
+    if (bl_tokenizer_encode(tok, text, n, BL_TOK_BOS, ids, cap, &nid))
+        cli_die("%s: cannot encode %zu bytes", corpus, n);
+    if (!cli_quiet)
+        fprintf(stderr, "bitlens train: %s: %zu bytes, %" PRId64 " tokens (%.2f bytes per token) in %.1f s\n", corpus, n,
+                nid, nid ? (double)n / nid : 0.0, cli_now() - t0);
+    free(text);
+    struct bl_model_train_params p = *mtp;
+    p.progress = on_model_step;
+    p.progress_user = &pr;
+    if (cli_verbose)
+        fprintf(stderr, "bitlens train: llama, dim %" PRId64 ", %" PRId64 " layers, %" PRId64 " heads, hidden %" PRId64
+                        ", context %" PRId64 ", %" PRId64 " parameters; %" PRId64 " steps of %" PRId64 " x %" PRId64
+                        " tokens\n",
+                cfg->dim, cfg->n_layers, cfg->n_heads, cfg->hidden_dim, cfg->n_ctx,
+                bl_model_train_n_params(cfg, bl_tokenizer_n_vocab(tok)), p.steps, p.batch, p.seq);
+    pr.t0 = cli_now();
+    struct bl_model_train_stats st;
+    if (bl_model_train(tok, ids, nid, cfg, &p, output, &st, &err))
+        cli_die("%s", err.msg);
+    if (!cli_quiet)
+        fprintf(stderr, "bitlens train: %s: %" PRId64 " parameters, %" PRId64 " steps (%" PRId64 " tokens) in %.0f s, "
+                        "%.0f tokens/s; held-out loss %.4f nats (%.4f at the start) on %" PRId64 " tokens\n",
+                output, st.n_params, st.steps, st.tokens, st.seconds, st.tokens_per_second, st.valid_loss,
+                st.valid_loss_start, st.n_valid_tokens);
+    free(ids);
+    bl_tokenizer_free(tok);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
     const char *model_path = NULL, *corpus = NULL, *output = "drafter.gguf";
@@ -295,17 +426,26 @@ int cmd_train(int argc, char **argv)
     tp.eval_every = 250;
 
     struct bl_tokenizer_train_params tkp = bl_tokenizer_train_default_params();
-    int tokenizer_mode = 0, have_output = 0, have_vocab_opts = 0;
-    /* `--tokenizer` with no value (the end, or an option next) is the mode;
-     * with a value it is -z's long form */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--tokenizer") == 0 && (i + 1 == argc || argv[i + 1][0] == '-')) {
-            tokenizer_mode = 1;
+    struct bl_model_train_config mcfg = bl_model_train_default_config();
+    struct bl_model_train_params mtp = bl_model_train_default_params();
+    int tokenizer_mode = 0, model_mode = 0, have_output = 0, have_vocab_opts = 0, have_model_opts = 0;
+    const char *heads_arg = NULL;
+    struct { int steps, batch, lr, weight_decay, clip, warmup, eval_every, seed; } tp_given = {0};
+    /* `--tokenizer` or `--model` with no value (the end, or an option next)
+     * is the mode; with a value it is -z's or -m's long form */
+    for (int i = 1; i < argc; i++) {
+        int tk = strcmp(argv[i], "--tokenizer") == 0, md = strcmp(argv[i], "--model") == 0;
+        if ((tk || md) && (i + 1 == argc || argv[i + 1][0] == '-')) {
+            tokenizer_mode |= tk;
+            model_mode |= md;
             for (int j = i; j + 1 < argc; j++)
                 argv[j] = argv[j + 1];
             argc--;
-            break;
+            i--;
         }
+    }
+    if (tokenizer_mode && model_mode)
+        cli_usage("--tokenizer or --model, not both (--model trains its vocabulary too)");
 
     optind = 1;
     opterr = 0;
@@ -339,7 +479,16 @@ int cmd_train(int argc, char **argv)
             tkp.add_space_prefix = 0;
             have_vocab_opts = 1;
             break;
-        case OPT_HEADS: cfg.n_heads = (int)cli_int("--heads", optarg, 1, BL_DRAFTER_MAX_HEADS); break;
+        case OPT_HEADS: heads_arg = optarg; break;
+        case OPT_DIM: mcfg.dim = cli_int("--dim", optarg, 2, 1 << 16); have_model_opts = 1; break;
+        case OPT_LAYERS: mcfg.n_layers = cli_int("--layers", optarg, 1, 1024); have_model_opts = 1; break;
+        case OPT_HIDDEN: mcfg.hidden_dim = cli_int("--hidden", optarg, 1, 1 << 20); have_model_opts = 1; break;
+        case OPT_CTX: mcfg.n_ctx = cli_int("--ctx", optarg, 2, 1 << 20); have_model_opts = 1; break;
+        case OPT_SEQ: mtp.seq = cli_int("--seq", optarg, 1, 65536); have_model_opts = 1; break;
+        case OPT_VALID_FRACTION:
+            mtp.valid_fraction = cli_float("--valid-fraction", optarg, 0, 0.99);
+            have_model_opts = 1;
+            break;
         case OPT_BLOCKS: cfg.n_blocks = (int)cli_int("--blocks", optarg, 1, BL_DRAFTER_MAX_BLOCKS); break;
         case OPT_WIDTH:
             cfg.width = cli_int("--width", optarg, 0, BL_DRAFTER_MAX_WIDTH);
@@ -362,14 +511,14 @@ int cmd_train(int argc, char **argv)
         case OPT_PROMPT_TOKENS: dp.max_prompt = cli_int("--prompt-tokens", optarg, 1, 1 << 20); break;
         case OPT_GEN: dp.n_gen = cli_int("--gen", optarg, 1, 1 << 20); break;
         case OPT_VALID_EVERY: valid_every = cli_int("--valid-every", optarg, 0, INT32_MAX); break;
-        case OPT_STEPS: tp.steps = cli_int("--steps", optarg, 0, INT64_C(1) << 40); break;
-        case OPT_BATCH: tp.batch = cli_int("--batch", optarg, 1, 1 << 20); break;
-        case OPT_LR: tp.lr = (float)cli_float("--lr", optarg, 1e-12, 10); break;
-        case OPT_WD: tp.weight_decay = (float)cli_float("--weight-decay", optarg, 0, 10); break;
-        case OPT_CLIP: tp.clip = (float)cli_float("--clip", optarg, 0, 1e9); break;
-        case OPT_WARMUP: tp.warmup = cli_int("--warmup", optarg, 0, INT64_C(1) << 40); break;
-        case OPT_EVAL_EVERY: tp.eval_every = cli_int("--eval-every", optarg, 0, INT64_C(1) << 40); break;
-        case OPT_SEED: tp.seed = cli_u64("--seed", optarg); break;
+        case OPT_STEPS: tp.steps = cli_int("--steps", optarg, 0, INT64_C(1) << 40); tp_given.steps = 1; break;
+        case OPT_BATCH: tp.batch = cli_int("--batch", optarg, 1, 1 << 20); tp_given.batch = 1; break;
+        case OPT_LR: tp.lr = (float)cli_float("--lr", optarg, 1e-12, 10); tp_given.lr = 1; break;
+        case OPT_WD: tp.weight_decay = (float)cli_float("--weight-decay", optarg, 0, 10); tp_given.weight_decay = 1; break;
+        case OPT_CLIP: tp.clip = (float)cli_float("--clip", optarg, 0, 1e9); tp_given.clip = 1; break;
+        case OPT_WARMUP: tp.warmup = cli_int("--warmup", optarg, 0, INT64_C(1) << 40); tp_given.warmup = 1; break;
+        case OPT_EVAL_EVERY: tp.eval_every = cli_int("--eval-every", optarg, 0, INT64_C(1) << 40); tp_given.eval_every = 1; break;
+        case OPT_SEED: tp.seed = cli_u64("--seed", optarg); tp_given.seed = 1; break;
         case OPT_THREADS: threads = (int)cli_int("--threads", optarg, 1, 1024); break;
         case OPT_FORCE: force = 1; break;
         case 'q': cli_quiet = 1; break;
@@ -380,6 +529,38 @@ int cmd_train(int argc, char **argv)
     }
     if (optind < argc)
         cli_usage("unexpected argument '%s'", argv[optind]);
+    if (model_mode) {
+        if (have_kind || model_path || n_prompts_max || have_width)
+            cli_usage("--model trains a model from scratch: no --drafter, -m, --prompts or --width");
+        if (heads_arg)
+            mcfg.n_heads = cli_int("--heads", heads_arg, 1, 1024);
+        /* the drafter's options the model shares, taken where given */
+        if (tp_given.steps)
+            mtp.steps = tp.steps;
+        if (tp_given.batch)
+            mtp.batch = tp.batch;
+        if (tp_given.lr)
+            mtp.lr = tp.lr;
+        if (tp_given.weight_decay)
+            mtp.weight_decay = tp.weight_decay;
+        if (tp_given.clip)
+            mtp.clip = tp.clip;
+        if (tp_given.warmup)
+            mtp.warmup = tp.warmup;
+        if (tp_given.eval_every)
+            mtp.eval_every = tp.eval_every;
+        if (tp_given.seed)
+            mtp.seed = tp.seed;
+        if (threads)
+            bl_set_threads(threads);
+        mtp.n_threads = threads;
+        tkp.n_threads = threads;
+        return train_model(corpus, mp.tokenizer_path, have_output ? output : "model.gguf", &tkp, &mcfg, &mtp, force);
+    }
+    if (have_model_opts)
+        cli_usage("--dim, --layers, --hidden, --ctx, --seq and --valid-fraction are for --model");
+    if (heads_arg)
+        cfg.n_heads = (int)cli_int("--heads", heads_arg, 1, BL_DRAFTER_MAX_HEADS);
     if (tokenizer_mode) {
         if (have_kind || model_path || mp.tokenizer_path)
             cli_usage("--tokenizer trains a vocabulary: no --drafter, -m or -z");

@@ -374,4 +374,27 @@ err "--vocab without --tokenizer" "are for --tokenizer" --drafter medusa -m "$M"
 err "--tokenizer with -m" "no --drafter, -m or -z" --tokenizer -m "$M" --corpus "$T" -o "$tmp/e.gguf"
 err "--tokenizer without --corpus" "--corpus TEXT is required" --tokenizer -o "$tmp/e.gguf"
 
+# ------------------------------------------------------------------ a model from scratch (--model)
+small="--dim 16 --layers 1 --heads 2 --hidden 32 --ctx 64 --seq 32 --steps 60 --eval-every 30 --warmup 5 --lr 0.01"
+rc=0
+"$BL_BIN" train --model --corpus "$T" --vocab 400 $small -o "$tmp/m.gguf" >"$tmp/m.out" 2>"$tmp/m.err" || rc=$?
+ok_run m "--model --vocab 400: a small model trained on the TinyStories head"
+start=$(sed -n 's/.*held-out loss \([0-9.]*\) nats (\([0-9.]*\) at the start).*/\2/p' "$tmp/m.err")
+end=$(sed -n 's/.*held-out loss \([0-9.]*\) nats (\([0-9.]*\) at the start).*/\1/p' "$tmp/m.err")
+check "--model: the held-out loss falls ($start -> $end nats) from about ln 400 = 5.99" \
+    awk -v s="$start" -v e="$end" 'BEGIN { exit !(s > 5.5 && s < 6.5 && e < s - 0.3) }'
+"$BL_BIN" info "$tmp/m.gguf" >"$tmp/m.info" 2>&1
+check "info: a llama GGUF of dim 16, 1 layer, with its 400-token vocabulary inside" \
+    sh -c 'grep -q "dim 16, 1 layer," "$1" && grep -q "^vocabulary: *400 tokens (llama)" "$1"' sh "$tmp/m.info"
+"$BL_BIN" generate -q -m "$tmp/m.gguf" -p "Once upon a time" -n 8 -t 0 >"$tmp/m.gen" 2>&1
+check "generate runs the trained model" grep -q "^Once upon a time" "$tmp/m.gen"
+"$BL_BIN" train --model --corpus "$T" --vocab 400 $small -o "$tmp/m1.gguf" --threads 1 -q 2>/dev/null
+check "--model: the same file bit for bit on 1 thread as on the default" cmp -s "$tmp/m.gguf" "$tmp/m1.gguf"
+"$BL_BIN" train --model --corpus "$T" -z "$tmp/v.gguf" $small -o "$tmp/mz.gguf" -q 2>/dev/null
+"$BL_BIN" info "$tmp/mz.gguf" >"$tmp/mz.info" 2>&1
+check "--model -z VOCAB: the vocabulary of --tokenizer (600 tokens) inside" grep -q "^vocabulary: *600 tokens" "$tmp/mz.info"
+err "--model with --drafter" "no --drafter" --model --drafter medusa --corpus "$T" -o "$tmp/e.gguf"
+err "--model --dim 15 --heads 2 (odd heads)" "dim" --model --corpus "$T" --vocab 300 --dim 15 --heads 2 -o "$tmp/e.gguf"
+err "--dim without --model" "are for --model" --tokenizer --corpus "$T" --dim 16 -o "$tmp/e.gguf"
+
 done_testing

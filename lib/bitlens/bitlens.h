@@ -31,5 +31,6 @@
 #include <bitlens/analysis.h>
 #include <bitlens/drafter.h>
 #include <bitlens/drift.h>
+#include <bitlens/train.h>
 
 #endif
