@@ -272,3 +272,41 @@ bl_model *cli_trace_model(const char *given, const char *given_tok, const struct
     }
     return m;
 }
+
+/* A whole file or standard input ("-"), NUL-terminated; *n its length.  A
+ * directory, a read error or more than max bytes is an error naming it. */
+char *cli_slurp(const char *path, size_t max, size_t *n)
+{
+    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!fp)
+        cli_die("%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode))
+        cli_die("%s: is a directory", path);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        cli_die("out of memory");
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap >= max)
+                cli_die("%s: more than %zu bytes of text: split it", path, max);
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf)
+                cli_die("out of memory");
+        }
+        size_t r = fread(buf + len, 1, cap - 1 - len, fp);
+        len += r;
+        if (r == 0) {
+            if (ferror(fp))
+                cli_die("%s: read error after %zu bytes", path, len);
+            break;
+        }
+    }
+    if (fp != stdin)
+        fclose(fp);
+    buf[len] = 0;
+    *n = len;
+    return buf;
+}

@@ -35,6 +35,10 @@ int64_t cli_int(const char *opt, const char *s, int64_t lo, int64_t hi);
 uint64_t cli_u64(const char *opt, const char *s);
 double cli_float(const char *opt, const char *s, double lo, double hi);
 
+/* A whole file or standard input ("-"), NUL-terminated, malloc'd; *n its
+ * length.  A directory, a read error or more than max bytes: cli_die. */
+char *cli_slurp(const char *path, size_t max, size_t *n);
+
 /* 1 if stderr is a terminal (progress goes there only then). */
 int cli_stderr_tty(void);
 

@@ -157,43 +157,6 @@ static void free_docs(struct docs *ds)
     memset(ds, 0, sizeof *ds);
 }
 
-/* A whole file or standard input ("-"), NUL-terminated. */
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!fp)
-        cli_die("%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode))
-        cli_die("%s: is a directory", path);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        cli_die("out of memory");
-    for (;;) {
-        if (len + 1 >= cap) {
-            if (cap >= MAX_INPUT)
-                cli_die("%s: more than %zu bytes of text: split it", path, MAX_INPUT);
-            cap *= 2;
-            buf = realloc(buf, cap);
-            if (!buf)
-                cli_die("out of memory");
-        }
-        size_t r = fread(buf + len, 1, cap - 1 - len, fp);
-        len += r;
-        if (r == 0) {
-            if (ferror(fp))
-                cli_die("%s: read error after %zu bytes", path, len);
-            break;
-        }
-    }
-    if (fp != stdin)
-        fclose(fp);
-    buf[len] = 0;
-    *n = len;
-    return buf;
-}
-
 static char *dup_bytes(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
@@ -808,7 +771,7 @@ static int build_reference(const char *out, const char *train, const char *calib
     if (!train || !calib)
         cli_usage("--build-reference needs --train FILE and --calibration FILE");
     size_t nt, nc;
-    char *t = slurp(train, &nt), *c = slurp(calib, &nc);
+    char *t = cli_slurp(train, MAX_INPUT, &nt), *c = cli_slurp(calib, MAX_INPUT, &nc);
     double t0 = cli_now();
     bl_drift_ref *r;
     bl_err err = {0};
@@ -955,7 +918,7 @@ static int drift(int argc, char **argv, FILE *csv_to)
             cli_usage("--tokens-per-pass: %s was recorded without a drafter", trace_path);
     } else {
         size_t n;
-        char *t = slurp(text_path, &n);
+        char *t = cli_slurp(text_path, MAX_INPUT, &n);
         const char *name = strcmp(text_path, "-") == 0 ? "stdin" : text_path;
         if (lines) {
             size_t a = 0;
@@ -1011,7 +974,7 @@ static int drift(int argc, char **argv, FILE *csv_to)
             btext = b.s;
             bn = b.n;
         } else
-            btext = slurp(baseline_path, &bn);
+            btext = cli_slurp(baseline_path, MAX_INPUT, &bn);
         snprintf(baseline_name, sizeof baseline_name, "%s", baseline_path);
     } else {
         size_t n;

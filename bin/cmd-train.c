@@ -250,25 +250,8 @@ static int train_tokenizer(const char *corpus, const char *output, const struct 
     if (!corpus)
         cli_usage("--corpus TEXT is required");
     check_output(output, force);
-    FILE *fp = fopen(corpus, "rb");
-    if (!fp)
-        cli_die("%s: cannot open: %s", corpus, strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    char *text = malloc(cap);
-    for (;;) {
-        if (!text)
-            cli_die("out of memory");
-        n += fread(text + n, 1, cap - n, fp);
-        if (n < cap)
-            break;
-        if (cap >= (size_t)1 << 30)
-            cli_die("%s: more than 1 GiB of text", corpus);
-        cap *= 2;
-        text = realloc(text, cap);
-    }
-    if (ferror(fp))
-        cli_die("%s: read error after %zu bytes", corpus, n);
-    fclose(fp);
+    size_t n;
+    char *text = cli_slurp(corpus, (size_t)1 << 30, &n);
     struct prog pr = {cli_now(), !cli_quiet && cli_stderr_tty()};
     struct bl_tokenizer_train_params p = *tp;
     p.progress = on_merge;
@@ -319,32 +302,6 @@ static int on_model_step(void *user, int64_t step, int64_t steps, double tl, dou
     return 0;
 }
 
-static char *slurp_text(const char *path, size_t *n_out)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        cli_die("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 20, n = 0;
-    char *text = malloc(cap + 1);
-    for (;;) {
-        if (!text)
-            cli_die("out of memory");
-        n += fread(text + n, 1, cap - n, fp);
-        if (n < cap)
-            break;
-        if (cap >= (size_t)1 << 30)
-            cli_die("%s: more than 1 GiB of text", path);
-        cap *= 2;
-        text = realloc(text, cap + 1);
-    }
-    if (ferror(fp))
-        cli_die("%s: read error after %zu bytes", path, n);
-    fclose(fp);
-    text[n] = 0;
-    *n_out = n;
-    return text;
-}
-
 /* bitlens train --model */
 static int train_model(const char *corpus, const char *vocab_path, const char *output,
                        const struct bl_tokenizer_train_params *tkp, const struct bl_model_train_config *cfg,
@@ -354,7 +311,7 @@ static int train_model(const char *corpus, const char *vocab_path, const char *o
         cli_usage("--corpus TEXT is required");
     check_output(output, force);
     size_t n;
-    char *text = slurp_text(corpus, &n);
+    char *text = cli_slurp(corpus, (size_t)1 << 30, &n);
     bl_err err = {0};
     bl_tokenizer *tok = NULL;
     struct prog pr = {cli_now(), !cli_quiet && cli_stderr_tty()};
@@ -430,7 +387,6 @@ int cmd_train(int argc, char **argv)
     struct bl_model_train_params mtp = bl_model_train_default_params();
     int tokenizer_mode = 0, model_mode = 0, have_output = 0, have_vocab_opts = 0, have_model_opts = 0;
     const char *heads_arg = NULL;
-    struct { int steps, batch, lr, weight_decay, clip, warmup, eval_every, seed; } tp_given = {0};
     /* `--tokenizer` or `--model` with no value (the end, or an option next)
      * is the mode; with a value it is -z's or -m's long form */
     for (int i = 1; i < argc; i++) {
@@ -446,6 +402,16 @@ int cmd_train(int argc, char **argv)
     }
     if (tokenizer_mode && model_mode)
         cli_usage("--tokenizer or --model, not both (--model trains its vocabulary too)");
+    if (model_mode) {   /* the options shared with the drafter start at the model's defaults */
+        tp.steps = mtp.steps;
+        tp.batch = mtp.batch;
+        tp.lr = mtp.lr;
+        tp.weight_decay = mtp.weight_decay;
+        tp.clip = mtp.clip;
+        tp.warmup = mtp.warmup;
+        tp.eval_every = mtp.eval_every;
+        tp.seed = mtp.seed;
+    }
 
     optind = 1;
     opterr = 0;
@@ -511,14 +477,14 @@ int cmd_train(int argc, char **argv)
         case OPT_PROMPT_TOKENS: dp.max_prompt = cli_int("--prompt-tokens", optarg, 1, 1 << 20); break;
         case OPT_GEN: dp.n_gen = cli_int("--gen", optarg, 1, 1 << 20); break;
         case OPT_VALID_EVERY: valid_every = cli_int("--valid-every", optarg, 0, INT32_MAX); break;
-        case OPT_STEPS: tp.steps = cli_int("--steps", optarg, 0, INT64_C(1) << 40); tp_given.steps = 1; break;
-        case OPT_BATCH: tp.batch = cli_int("--batch", optarg, 1, 1 << 20); tp_given.batch = 1; break;
-        case OPT_LR: tp.lr = (float)cli_float("--lr", optarg, 1e-12, 10); tp_given.lr = 1; break;
-        case OPT_WD: tp.weight_decay = (float)cli_float("--weight-decay", optarg, 0, 10); tp_given.weight_decay = 1; break;
-        case OPT_CLIP: tp.clip = (float)cli_float("--clip", optarg, 0, 1e9); tp_given.clip = 1; break;
-        case OPT_WARMUP: tp.warmup = cli_int("--warmup", optarg, 0, INT64_C(1) << 40); tp_given.warmup = 1; break;
-        case OPT_EVAL_EVERY: tp.eval_every = cli_int("--eval-every", optarg, 0, INT64_C(1) << 40); tp_given.eval_every = 1; break;
-        case OPT_SEED: tp.seed = cli_u64("--seed", optarg); tp_given.seed = 1; break;
+        case OPT_STEPS: tp.steps = cli_int("--steps", optarg, 0, INT64_C(1) << 40); break;
+        case OPT_BATCH: tp.batch = cli_int("--batch", optarg, 1, 1 << 20); break;
+        case OPT_LR: tp.lr = (float)cli_float("--lr", optarg, 1e-12, 10); break;
+        case OPT_WD: tp.weight_decay = (float)cli_float("--weight-decay", optarg, 0, 10); break;
+        case OPT_CLIP: tp.clip = (float)cli_float("--clip", optarg, 0, 1e9); break;
+        case OPT_WARMUP: tp.warmup = cli_int("--warmup", optarg, 0, INT64_C(1) << 40); break;
+        case OPT_EVAL_EVERY: tp.eval_every = cli_int("--eval-every", optarg, 0, INT64_C(1) << 40); break;
+        case OPT_SEED: tp.seed = cli_u64("--seed", optarg); break;
         case OPT_THREADS: threads = (int)cli_int("--threads", optarg, 1, 1024); break;
         case OPT_FORCE: force = 1; break;
         case 'q': cli_quiet = 1; break;
@@ -534,23 +500,14 @@ int cmd_train(int argc, char **argv)
             cli_usage("--model trains a model from scratch: no --drafter, -m, --prompts or --width");
         if (heads_arg)
             mcfg.n_heads = cli_int("--heads", heads_arg, 1, 1024);
-        /* the drafter's options the model shares, taken where given */
-        if (tp_given.steps)
-            mtp.steps = tp.steps;
-        if (tp_given.batch)
-            mtp.batch = tp.batch;
-        if (tp_given.lr)
-            mtp.lr = tp.lr;
-        if (tp_given.weight_decay)
-            mtp.weight_decay = tp.weight_decay;
-        if (tp_given.clip)
-            mtp.clip = tp.clip;
-        if (tp_given.warmup)
-            mtp.warmup = tp.warmup;
-        if (tp_given.eval_every)
-            mtp.eval_every = tp.eval_every;
-        if (tp_given.seed)
-            mtp.seed = tp.seed;
+        mtp.steps = tp.steps;
+        mtp.batch = tp.batch;
+        mtp.lr = tp.lr;
+        mtp.weight_decay = tp.weight_decay;
+        mtp.clip = tp.clip;
+        mtp.warmup = tp.warmup;
+        mtp.eval_every = tp.eval_every;
+        mtp.seed = tp.seed;
         if (threads)
             bl_set_threads(threads);
         mtp.n_threads = threads;
