@@ -402,16 +402,8 @@ int cmd_train(int argc, char **argv)
     }
     if (tokenizer_mode && model_mode)
         cli_usage("--tokenizer or --model, not both (--model trains its vocabulary too)");
-    if (model_mode) {   /* the options shared with the drafter start at the model's defaults */
-        tp.steps = mtp.steps;
-        tp.batch = mtp.batch;
-        tp.lr = mtp.lr;
-        tp.weight_decay = mtp.weight_decay;
-        tp.clip = mtp.clip;
-        tp.warmup = mtp.warmup;
-        tp.eval_every = mtp.eval_every;
-        tp.seed = mtp.seed;
-    }
+    /* the options the drafter and the model share (--steps ... --seed) set
+     * the parameters of the one being trained */
 
     optind = 1;
     opterr = 0;
@@ -477,14 +469,14 @@ int cmd_train(int argc, char **argv)
         case OPT_PROMPT_TOKENS: dp.max_prompt = cli_int("--prompt-tokens", optarg, 1, 1 << 20); break;
         case OPT_GEN: dp.n_gen = cli_int("--gen", optarg, 1, 1 << 20); break;
         case OPT_VALID_EVERY: valid_every = cli_int("--valid-every", optarg, 0, INT32_MAX); break;
-        case OPT_STEPS: tp.steps = cli_int("--steps", optarg, 0, INT64_C(1) << 40); break;
-        case OPT_BATCH: tp.batch = cli_int("--batch", optarg, 1, 1 << 20); break;
-        case OPT_LR: tp.lr = (float)cli_float("--lr", optarg, 1e-12, 10); break;
-        case OPT_WD: tp.weight_decay = (float)cli_float("--weight-decay", optarg, 0, 10); break;
-        case OPT_CLIP: tp.clip = (float)cli_float("--clip", optarg, 0, 1e9); break;
-        case OPT_WARMUP: tp.warmup = cli_int("--warmup", optarg, 0, INT64_C(1) << 40); break;
-        case OPT_EVAL_EVERY: tp.eval_every = cli_int("--eval-every", optarg, 0, INT64_C(1) << 40); break;
-        case OPT_SEED: tp.seed = cli_u64("--seed", optarg); break;
+        case OPT_STEPS: *(model_mode ? &mtp.steps : &tp.steps) = cli_int("--steps", optarg, 0, INT64_C(1) << 40); break;
+        case OPT_BATCH: *(model_mode ? &mtp.batch : &tp.batch) = cli_int("--batch", optarg, 1, 1 << 20); break;
+        case OPT_LR: *(model_mode ? &mtp.lr : &tp.lr) = (float)cli_float("--lr", optarg, 1e-12, 10); break;
+        case OPT_WD: *(model_mode ? &mtp.weight_decay : &tp.weight_decay) = (float)cli_float("--weight-decay", optarg, 0, 10); break;
+        case OPT_CLIP: *(model_mode ? &mtp.clip : &tp.clip) = (float)cli_float("--clip", optarg, 0, 1e9); break;
+        case OPT_WARMUP: *(model_mode ? &mtp.warmup : &tp.warmup) = cli_int("--warmup", optarg, 0, INT64_C(1) << 40); break;
+        case OPT_EVAL_EVERY: *(model_mode ? &mtp.eval_every : &tp.eval_every) = cli_int("--eval-every", optarg, 0, INT64_C(1) << 40); break;
+        case OPT_SEED: *(model_mode ? &mtp.seed : &tp.seed) = cli_u64("--seed", optarg); break;
         case OPT_THREADS: threads = (int)cli_int("--threads", optarg, 1, 1024); break;
         case OPT_FORCE: force = 1; break;
         case 'q': cli_quiet = 1; break;
@@ -500,14 +492,6 @@ int cmd_train(int argc, char **argv)
             cli_usage("--model trains a model from scratch: no --drafter, -m, --prompts or --width");
         if (heads_arg)
             mcfg.n_heads = cli_int("--heads", heads_arg, 1, 1024);
-        mtp.steps = tp.steps;
-        mtp.batch = tp.batch;
-        mtp.lr = tp.lr;
-        mtp.weight_decay = tp.weight_decay;
-        mtp.clip = tp.clip;
-        mtp.warmup = tp.warmup;
-        mtp.eval_every = tp.eval_every;
-        mtp.seed = tp.seed;
         if (threads)
             bl_set_threads(threads);
         mtp.n_threads = threads;
