@@ -310,3 +310,86 @@ char *cli_slurp(const char *path, size_t max, size_t *n)
     *n = len;
     return buf;
 }
+
+/* ------------------------------------------------------------ the default model */
+
+#ifndef BL_PKGDATADIR
+#define BL_PKGDATADIR "/usr/local/share/bitlens"
+#endif
+#ifndef BL_SRCDATADIR
+#define BL_SRCDATADIR "lib"
+#endif
+
+/* The directory holding the default model: $BITLENS_DATADIR, else the
+ * installed one if the file is there, else the source tree's. */
+static const char *default_dir(const char *file, char *path, size_t cap)
+{
+    const char *env = getenv("BITLENS_DATADIR");
+    struct stat sb;
+    if (env && *env) {
+        snprintf(path, cap, "%s/%s", env, file);
+        if (stat(path, &sb) != 0)
+            cli_die("no default model: %s: %s (BITLENS_DATADIR is set to '%s'); give a model with -m MODEL", path,
+                    strerror(errno), env);
+        return path;
+    }
+    static const char *const dirs[] = {BL_PKGDATADIR, BL_SRCDATADIR};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, cap, "%s/%s", dirs[i], file);
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+            return path;
+    }
+    cli_die("no default model: %s is in neither %s (make install) nor %s; set BITLENS_DATADIR to the directory "
+            "holding it, or give a model with -m MODEL", file, BL_PKGDATADIR, BL_SRCDATADIR);
+}
+
+const char *cli_default_model_as(const char *given, const char *option)
+{
+    static char path[4096];
+    if (given)
+        return given;
+    if (!path[0])
+        default_dir("default-model.gguf", path, sizeof path);
+    if (!cli_quiet) {
+        fflush(stdout);
+        fprintf(stderr, "bitlens %s: no %s: using the default model, %s (trained by bitlens on the Brown corpus; "
+                "see bitlens(1))\n", cli_cmd ? cli_cmd : "", option, path);
+    }
+    return path;
+}
+
+const char *cli_default_model(const char *given, const char *tokenizer)
+{
+    if (!given && tokenizer)
+        cli_usage("-z %s: a tokenizer goes with a llama2.c model given with -m (the default model has its "
+                  "vocabulary inside)", tokenizer);
+    return cli_default_model_as(given, "-m");
+}
+
+const char *cli_default_drafter(void)
+{
+    static char path[4096];
+    if (!path[0])
+        default_dir("default-drafter.gguf", path, sizeof path);
+    return path;
+}
+
+int cli_is_default_model(const char *path)
+{
+    char buf[4096];
+    const char *env = getenv("BITLENS_DATADIR");
+    struct stat a, b;
+    if (!path || stat(path, &a) != 0)
+        return 0;
+    if (env && *env) {
+        snprintf(buf, sizeof buf, "%s/default-model.gguf", env);
+        return stat(buf, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    }
+    static const char *const dirs[] = {BL_PKGDATADIR, BL_SRCDATADIR};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(buf, sizeof buf, "%s/default-model.gguf", dirs[i]);
+        if (stat(buf, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return 1;
+    }
+    return 0;
+}

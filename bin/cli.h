@@ -73,6 +73,22 @@ int cli_progress(void *user, const char *stage, int64_t done, int64_t total);
 bl_model *cli_trace_model(const char *given, const char *given_tok, const struct bl_trace_meta *meta,
                           const char *trace, int verify, int required);
 
+/* The default model and its drafter (lib/default-model.gguf and
+ * lib/default-drafter.gguf of the source tree, installed in the package's
+ * data directory), for a command given no -m.  Looked up in
+ * $BITLENS_DATADIR when it is set, else the installed data directory, else
+ * the source tree the program was built from.  cli_default_model(given)
+ * returns `given` when it is not NULL; else the default's path, after
+ * saying on stderr (unless -q) that it is used (a `tokenizer` given with
+ * -z and no model is a usage error).  Not found: an error naming
+ * where it looked and pointing to -m.  cli_default_drafter() says nothing. */
+const char *cli_default_model(const char *given, const char *tokenizer);
+/* The same where the model is given otherwise (`option` names how). */
+const char *cli_default_model_as(const char *given, const char *option);
+const char *cli_default_drafter(void);
+/* 1 if `path` is the default model (the same file). */
+int cli_is_default_model(const char *path);
+
 /* Commands: cmd_<name>(argc, argv) returns the exit status. */
 int cmd_convert(int argc, char **argv);
 int cmd_drift(int argc, char **argv);

@@ -59,8 +59,7 @@ int cmd_convert(int argc, char **argv)
     }
     if (optind < argc)
         cli_usage("unexpected argument '%s'", argv[optind]);
-    if (!model_path)
-        cli_usage("no model: give one with -m MODEL");
+    model_path = cli_default_model(model_path, mp.tokenizer_path);
     if (!out)
         cli_usage("no output: give the GGUF file to write with -o OUT");
     if (strcmp(type_name, "f32") == 0)

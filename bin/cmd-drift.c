@@ -937,7 +937,8 @@ static int drift(int argc, char **argv, FILE *csv_to)
             free(t);
         } else
             add_doc(&ds, name, "text", 0, t, n);
-        if (model_path && !no_model) {
+        if (!no_model) {
+            model_path = cli_default_model(model_path, tok_path);
             struct bl_model_params mp = bl_model_default_params();
             mp.tokenizer_path = tok_path;
             if (bl_model_load(&model, model_path, &mp, &err))

@@ -113,8 +113,7 @@ int cmd_generate(int argc, char **argv)
     }
     if (optind < argc)
         cli_usage("unexpected argument '%s'", argv[optind]);
-    if (!model_path)
-        cli_usage("no model: give one with -m MODEL");
+    model_path = cli_default_model(model_path, mp.tokenizer_path);
     if (!drafter_path && (have_mode || have_tpp))
         cli_usage("--mode and --tokens-per-pass need --drafter D");
     if (drafter_path) {

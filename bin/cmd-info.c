@@ -14,10 +14,10 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: bitlens info [-z TOKENIZER] [--json] [-v] FILE\n"
+    "usage: bitlens info [-z TOKENIZER] [--json] [-v] [FILE]\n"
     "\n"
     "FILE is a model file, or a trace that `bitlens record` wrote ('-': a trace\n"
-    "on standard input).\n"
+    "on standard input); without FILE, the default model.\n"
     "\n"
     "  -z, --tokenizer TOKENIZER  llama2.c tokenizer.bin to describe with a .bin model\n"
     "      --json                 one JSON object on stdout\n"
@@ -838,11 +838,9 @@ int cmd_info(int argc, char **argv)
         default: cli_bad_option(opt, argv);
         }
     }
-    if (optind >= argc)
-        cli_usage("no file: give a model file or a trace");
     if (optind + 1 < argc)
         cli_usage("one file at a time ('%s' is extra)", argv[optind + 1]);
-    const char *path = argv[optind];
+    const char *path = cli_default_model_as(optind < argc ? argv[optind] : NULL, "FILE");
 
     /* a trace ('-': one on standard input), else a model */
     if (strcmp(path, "-") == 0 || bl_trace_is_trace(path)) {

@@ -183,10 +183,9 @@ int cmd_record(int argc, char **argv)
     }
     if (optind < argc)
         cli_usage("unexpected argument '%s'", argv[optind]);
-    if (!model_path)
-        cli_usage("no model: give one with -m MODEL");
     if (!prompt == !prompts_file)
         cli_usage("give the prompts with -p PROMPT or -f PROMPTS (one of them)");
+    model_path = cli_default_model(model_path, mp.tokenizer_path);
 
     int64_t n = 1;
     char **prompts = prompts_file ? read_prompts(prompts_file, &n) : NULL;

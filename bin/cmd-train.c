@@ -514,10 +514,9 @@ int cmd_train(int argc, char **argv)
         cli_usage("--vocab, --max-piece and --no-space-prefix are for --tokenizer");
     if (!have_kind)
         cli_usage("--drafter medusa|eagle (or --tokenizer) is required");
-    if (!model_path)
-        cli_usage("-m MODEL is required");
     if (!corpus)
         cli_usage("--corpus TEXT is required");
+    model_path = cli_default_model(model_path, mp.tokenizer_path);
     check_output(output, force);
     dp.k = cfg.n_heads;
     dp.hook = cfg.hook[0] ? cfg.hook : BL_DRAFTER_DEFAULT_HOOK;

@@ -130,18 +130,18 @@ run h "$B" drift -h
 is "-h: exit 0" "$(rc h)" 0
 check "-h: usage on stdout" grep -q '^usage: bitlens drift (TRACE | --text FILE | -)' h.out
 
-run c "$B" drift --text clean.txt
+run c "$B" drift --no-model --text clean.txt
 is "clean English: exit 0" "$(rc c)" 0
 check "clean English: the first line counts the spans and names the baseline" \
     grep -q '^drift: 14 spans of up to 128 characters in 1 texts; baseline reference English (Brown corpus' c.out
 check "clean English: no span listed (nothing flagged)" sh -c "! grep -q '^clean.txt ' c.out"
 check "clean English: a summary row of mode text, 0 flagged" grep -qE '^text +1 +14 +0 +0 ' c.out
 
-run b "$B" drift --text b64.txt
+run b "$B" drift --no-model --text b64.txt
 is "base64 of it: exit 1" "$(rc b)" 1
 check "base64: flagged spans listed with '*' and the features that moved" \
     grep -qE '^b64.txt +text +0 +0\.\.[0-9]+ +[0-9.]+ +[0-9.]+ \*' b.out
-run l "$B" drift --text letters.txt
+run l "$B" drift --no-model --text letters.txt
 is "random letters: exit 1" "$(rc l)" 1
 check "random letters: the dictionary or character model moved" grep -qE '(char_ce|dict_rate|word_ce) [-+]' l.out
 run g sh -c "'$B' drift --text b64.txt -q || echo drifted"
@@ -174,7 +174,7 @@ for t in "frobnicate:--frobnicate" "text-missing:--text nosuch.txt" "trace-missi
     esac
 done
 head -n 2 clean.txt >short.txt
-run e "$B" drift --text clean.txt --baseline short.txt
+run e "$B" drift --no-model --text clean.txt --baseline short.txt
 is "a baseline of fewer than 20 spans: exit 2" "$(rc e)" 2
 check "... naming it and saying how many spans it holds" grep -q 'short.txt: drift baseline: only [0-9]* spans of 128 characters in the text (20 needed)' e.err
 
@@ -184,7 +184,7 @@ F="model_bpc char_ce word_ce word_pmi dict_rate zlib_ratio nonprint_rate script_
 for f in $F; do H="$H,$f"; done
 for f in $F; do H="$H,z_$f"; done
 H="$H,span_text"
-"$B" drift --text clean.txt --csv >clean.csv
+"$B" drift --no-model --text clean.txt --csv >clean.csv
 is "--csv: the header names the 37 columns" "$(head -n 1 clean.csv)" "$H"
 spans clean.txt 128 128 >want
 cols clean.csv >got
@@ -242,7 +242,7 @@ if [ -r /usr/share/dict/words ]; then
     is "--csv: dict_rate near 1 on clean English with the system word list" \
         "$(awk -F, 'NR > 1 && $15 < 0.9 { bad++ } END { print bad + 0 }' clean.csv)" 0
     : >nowords.txt
-    run d "$B" drift --text clean.txt --csv --dict nowords.txt
+    run d "$B" drift --no-model --text clean.txt --csv --dict nowords.txt
     is "--dict an empty list: dict_rate 0" "$(awk -F, 'NR > 1 { print $15 }' d.out | sort -u)" 0
 else
     skip "--csv: dict_rate with the system word list" "no /usr/share/dict/words (Debian: wamerican)"
@@ -250,8 +250,8 @@ else
 fi
 
 # z, the score, the CUSUM and the flags against --json's baseline
-"$B" drift --text mixed.txt --lines --csv >mixed.csv || true
-"$B" drift --text mixed.txt --lines --json >mixed.json || true
+"$B" drift --no-model --text mixed.txt --lines --csv >mixed.csv || true
+"$B" drift --no-model --text mixed.txt --lines --json >mixed.json || true
 mflag=$(awk -F, 'NR > 1 { f += $9 } END { print (f > 0) " " (NR - 1 - f > 0) }' mixed.csv)
 is "mixed text by lines: both flagged and unflagged spans" "$mflag" "1 1"
 is "--csv: the score is sqrt(sum of squared positive z) (to the z columns' 4 digits)" "$(awk -F, 'NR > 1 {
@@ -298,13 +298,13 @@ print(bad, k == d["baseline"]["score"]["p90"])')" "0 True"
 else
     for c in "--json parses" "--json: z" "--json: the CUSUM"; do skip "$c" "python3 is not installed"; done
 fi
-"$B" drift --text mixed.txt --lines --csv --cusum-h 1e9 >noalarm.csv || true
+"$B" drift --no-model --text mixed.txt --lines --csv --cusum-h 1e9 >noalarm.csv || true
 is "--cusum-h 1e9: no alarm; flagged exactly where the score is above 5.5" \
     "$(awk -F, 'NR > 1 { a += $10; if ($9 != ($7 > 5.5)) bad++ } END { print a + 0, bad + 0 }' noalarm.csv)" "0 0"
 
 # ------------------------------------------------------------------ --lines, --window, --stride
 printf 'one two three four five six seven\n\n%s\n' "$(sed -n 2p clean.txt)" >three.txt
-"$B" drift --text three.txt --lines --csv >three.csv || true
+"$B" drift --no-model --text three.txt --lines --csv >three.csv || true
 is "--lines: a text per non-empty line, numbered from 1" \
     "$(awk -F, 'NR > 1 { print $1 }' three.csv | uniq | tr '\n' ' ')" '"line 1" "line 3" '
 is "--lines: the short line is one span of its 33 characters" "$(awk -F, 'NR == 2 { print $4, $5, $6 }' three.csv)" "0 0 33"
@@ -312,7 +312,7 @@ is "--lines: the short line is one span of its 33 characters" "$(awk -F, 'NR == 
 awk 'BEGIN { for (i = 0; i < 300; i++) printf "%s%s", (i ? " " : ""), substr("wordfarmbooktreelakehill", 1 + 4 * (i % 6), 4); print "" }' >words.txt
 for ws in "128 128" "40 40" "64 20" "100 35" "8 1"; do
     set -- $ws
-    "$B" drift --text words.txt -w "$1" --stride "$2" --csv -q >ws.csv || true
+    "$B" drift --no-model --text words.txt -w "$1" --stride "$2" --csv -q >ws.csv || true
     spans words.txt "$1" "$2" >want
     cols ws.csv >got
     is "-w $1 --stride $2: the $(wc -l <want | tr -d ' ') spans the rules give for 1500 characters" \
@@ -321,11 +321,11 @@ done
 # word starts every 5 characters and strides of 20: spans at 0, 20, ...,
 # the first to reach the end (1500) at 1440
 is "-w 64 --stride 20: overlapping spans, 73 of them" \
-    "$("$B" drift --text words.txt -w 64 --stride 20 --csv -q | awk -F, 'NR > 1' | wc -l | tr -d ' ')" 73
+    "$("$B" drift --no-model --text words.txt -w 64 --stride 20 --csv -q | awk -F, 'NR > 1' | wc -l | tr -d ' ')" 73
 
 # ------------------------------------------------------------------ odd input
 : >empty.txt
-run e "$B" drift --text empty.txt
+run e "$B" drift --no-model --text empty.txt
 is "empty input: exit 0" "$(rc e)" 0
 check "empty input: a note that there is nothing to score" grep -q 'no text to score' e.err
 check "empty input: the table says 0 spans" grep -q '^drift: 0 spans' e.out
@@ -333,12 +333,12 @@ run e sh -c "'$B' drift --csv - </dev/null"
 is "empty standard input, --csv: exit 0, the header only" "$(rc e) $(wc -l <e.out | tr -d ' ')" "0 1"
 awk 'BEGIN { for (i = 0; i < 256; i++) printf "%c", i }' >bytes.bin
 printf '\000\001\002\377\376' >>bytes.bin
-run e "$B" drift --text bytes.bin --csv
+run e "$B" drift --no-model --text bytes.bin --csv
 is "bytes 0..255: exit 1 or 0, rows written" "$(test "$(rc e)" -le 1 && echo ok) $(test "$(wc -l <e.out)" -ge 2 && echo rows)" "ok rows"
 head -c 4096 /dev/urandom >urandom.bin
 for fmt in "" --json; do
     # shellcheck disable=SC2086
-    run e "$B" drift --text urandom.bin $fmt
+    run e "$B" drift --no-model --text urandom.bin $fmt
     is "random bytes ${fmt:-table}: exit 1 (drift), no crash" "$(rc e)" 1
 done
 if [ -n "$PY" ]; then
@@ -348,20 +348,34 @@ else
     skip "random bytes --json: valid JSON" "python3 is not installed"
 fi
 printf 'The cat sat on the \300\257 mat and \355\240\200 then \377 went home to sleep in the warm \364\220\200\200 sun.\n' >invalid.txt
-run e "$B" drift --text invalid.txt --csv
+run e "$B" drift --no-model --text invalid.txt --csv
 is "invalid UTF-8: runs (exit 0 or 1)" "$(test "$(rc e)" -le 1 && echo ok)" ok
 is "invalid UTF-8: one span, nonprint_rate above 0" "$(awk -F, 'NR > 1 { print $4, ($17 > 0) }' e.out)" "0 1"
+# without -m, the default model gives model_bpc, and the command says so
+run dm "$B" drift --text clean.txt --csv
+is "no -m: the default model: exit 0" "$(rc dm)" 0
+check "no -m: says on stderr that it uses the default model, naming it" \
+    grep -q "^bitlens drift: no -m: using the default model, $BITLENS_DATADIR/default-model.gguf" dm.err
+is "no -m: model_bpc filled in every row" "$(awk -F, 'NR > 1 && $11 == "" { e++ } END { print e + 0 }' dm.out)" 0
+run dq "$B" drift --text clean.txt --csv -q
+is "no -m, -q: the same rows, nothing on stderr" "$(cmp -s dq.out dm.out && echo same) $(wc -c <dq.err | tr -d ' ')" "same 0"
+run dn "$B" drift --text clean.txt --csv --no-model
+is "--no-model: no model, no word of one" "$(awk -F, 'NR > 1 && $11 != "" { e++ } END { print e + 0 }' dn.out) $(grep -c 'default model' dn.err)" "0 0"
+run dx env BITLENS_DATADIR="$PWD/nosuchdir" "$B" drift --text clean.txt
+is "no -m, the default model missing: exit 2, naming where it looked and -m" \
+    "$(rc dx) $(grep -c "no default model: $PWD/nosuchdir/default-model.gguf.*-m MODEL" dx.err)" "2 1"
+
 # a 2 MB line of prose, and of base64 (no blanks: spans every 128 characters)
 tr '\n' ' ' <clean.txt >one.txt
 awk '{ for (i = 0; i < 1160; i++) printf "%s", $0; print "" }' one.txt >huge.txt
 t0=$(date +%s)
-run e "$B" drift --text huge.txt --csv -q
+run e "$B" drift --no-model --text huge.txt --csv -q
 t1=$(date +%s)
 is "a 2 MB line of prose: exit 0 or 1, a row per span" \
     "$(test "$(rc e)" -le 1 && echo ok) $(test "$(wc -l <e.out)" -gt 15000 && echo rows)" "ok rows"
 check "a 2 MB line of prose: in a few seconds ($((t1 - t0)) s, at most 30)" test $((t1 - t0)) -le 30
 awk 'BEGIN { srand(3); for (i = 0; i < 2000000; i++) printf "%c", 65 + int(rand() * 26); print "" }' >noblank.txt
-run e "$B" drift --text noblank.txt --csv -q
+run e "$B" drift --no-model --text noblank.txt --csv -q
 N=$(wc -c <noblank.txt | tr -d ' ')
 is "2 MB without a blank: a span every 128 characters, not one for the whole line" \
     "$(rc e) $(awk -F, 'NR > 1' e.out | wc -l | tr -d ' ')" "1 $(((N - 64) / 128 + 1))"
@@ -376,22 +390,22 @@ if [ -n "$TD" ]; then
     is "--build-reference from $(wc -c <train.txt | tr -d ' ') bytes: exit 0, nothing on stdout" \
         "$(rc r) $(wc -c <r.out | tr -d ' ')" "0 0"
     is "--build-reference: a GGUF file" "$(od -An -c -N4 ref.gguf | tr -d ' ')" GGUF
-    run r "$B" drift --text clean.txt --reference ref.gguf --csv
+    run r "$B" drift --no-model --text clean.txt --reference ref.gguf --csv
     is "--reference: scores with it, a row per span" "$(test "$(rc r)" -le 1 && echo ok) $(awk -F, 'NR > 1' r.out | wc -l | tr -d ' ')" "ok 14"
     is "--reference: char_ce differs from the built-in tables' in every span" \
         "$(awk -F, 'NR == FNR { a[FNR] = $12; next } FNR > 1 && $12 != a[FNR] { d++ } END { print d + 0 }' clean.csv r.out)" 14
-    "$B" drift --text clean.txt --reference ref.gguf --json >r.json || true
+    "$B" drift --no-model --text clean.txt --reference ref.gguf --json >r.json || true
     check "--reference: the baseline is its calibration text, named by --source" \
         grep -q '"source":[[:space:]]*"reference English (Austen test)"' r.json
     head -c 5000 ref.gguf >trunc.gguf
-    run r "$B" drift --text clean.txt --reference trunc.gguf
+    run r "$B" drift --no-model --text clean.txt --reference trunc.gguf
     is "a truncated reference: exit 2" "$(rc r)" 2
     check "a truncated reference: the message names it" grep -q 'trunc.gguf: .*past the end of the file' r.err
-    run r "$B" drift --text clean.txt --reference clean.txt
+    run r "$B" drift --no-model --text clean.txt --reference clean.txt
     is "a reference that is not GGUF: exit 2 naming it" "$(rc r) $(grep -c 'clean.txt: not a GGUF file' r.err)" "2 1"
     head -n 3 calib.txt >calib3.txt
     "$B" drift --build-reference small.gguf --train train.txt --calibration calib3.txt -q
-    run r "$B" drift --text clean.txt --reference small.gguf
+    run r "$B" drift --no-model --text clean.txt --reference small.gguf
     is "a reference whose calibration text holds fewer than 20 spans: exit 2" "$(rc r)" 2
 else
     skip "--build-reference" "test data not found under BL_TESTDATA='$BL_TESTDATA'"

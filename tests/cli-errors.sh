@@ -149,9 +149,14 @@ if have models/stories260K.gguf; then
 else
     for c in 1 2 3 4 5 6 7 8; do skip "$missing"; done
 fi
-check "generate without -m" "-m" "no model" -- "$B" generate
+check "generate: -z without -m" "-z x.bin" "given with -m" -- "$B" generate -z x.bin
 check "info: unknown option names it" "--frobnicate" -- "$B" info --frobnicate x.gguf
-check "info without a file" "no file" -- "$B" info
+# no -m (no FILE for info) and no default model: where it looked, and -m
+datadir=$BITLENS_DATADIR
+BITLENS_DATADIR=$tmp/nosuchdir
+check "generate without -m nor a default model" "no default model" "nosuchdir/default-model.gguf" "-m MODEL" -- "$B" generate
+check "info without a file nor a default model" "no default model" "nosuchdir/default-model.gguf" -- "$B" info
+BITLENS_DATADIR=$datadir
 check "info with two files" "'b.gguf'" -- "$B" info a.gguf b.gguf
 
 # ---------------------------------------------------------------- files

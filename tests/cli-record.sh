@@ -387,7 +387,11 @@ err() {
 O="-o $tmp/e.blt"
 # shellcheck disable=SC2086
 {
-err "no model" "no model" -p "$P" $O
+datadir=$BITLENS_DATADIR
+BITLENS_DATADIR=$tmp/nosuchdir
+err "no -m and no default model" "no default model: $tmp/nosuchdir/default-model.gguf" -p "$P" $O
+BITLENS_DATADIR=$datadir
+err "-z without -m" "a tokenizer goes with a llama2.c model given with -m" -z "$Z" -p "$P" $O
 err "no prompt" "give the prompts" -m "$M" -z "$Z" $O
 err "both -p and -f" "give the prompts" -m "$M" -z "$Z" -p "$P" -f "$tmp/prompts.txt" $O
 printf '\n\n\r\n' >"$tmp/empty.txt"

@@ -306,7 +306,7 @@ O=$tmp/e.gguf
 printf 'Once upon a time there was a dog.\nIt ran.\n \t\r\n' >"$tmp/one.txt"
 printf '\n \n\t\n' >"$tmp/blank.txt"
 err "no --drafter" "--drafter medusa|eagle (or --tokenizer) is required" -m "$M" -z "$Z" --corpus "$T" -o "$O"
-err "no -m" "-m MODEL is required" --drafter medusa -z "$Z" --corpus "$T" -o "$O"
+err "-z without -m" "a tokenizer goes with a llama2.c model given with -m" --drafter medusa -z "$Z" --corpus "$T" -o "$O"
 err "no --corpus" "--corpus TEXT is required" --drafter medusa -m "$M" -z "$Z" -o "$O"
 err "--drafter hydra" "--drafter 'hydra': medusa or eagle" --drafter hydra -m "$M" -z "$Z" --corpus "$T" -o "$O"
 err "--drafter eagle --blocks 2" "an EAGLE-style drafter is one layer: 2 blocks" \
