@@ -21,6 +21,7 @@ static const struct command {
     const char *summary;
 } commands[] = {
     {"convert", cmd_convert, "write a model as GGUF, in f32, f16, bf16 or q8_0"},
+    {"demo", cmd_demo, "the whole pipeline on the default model: record, report, drift, charts"},
     {"drift", cmd_drift, "flag text drifting away from readable English (exit 1 when flagged)"},
     {"export", cmd_export, "write a trace as CSV tables or numpy .npy arrays"},
     {"generate", cmd_generate, "run a model and print the text it writes"},

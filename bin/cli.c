@@ -393,3 +393,27 @@ int cli_is_default_model(const char *path)
     }
     return 0;
 }
+
+char *cli_find_in_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/bin:/usr/bin";
+    for (const char *s = path;; s++) {
+        const char *e = strchr(s, ':');
+        int n = e ? (int)(e - s) : (int)strlen(s);
+        size_t cap = (size_t)n + strlen(name) + 3;
+        char *f = malloc(cap);
+        if (!f)
+            cli_die("out of memory");
+        /* an empty entry is the current directory */
+        snprintf(f, cap, "%.*s/%s", n ? n : 1, n ? s : ".", name);
+        struct stat sb;
+        if (stat(f, &sb) == 0 && S_ISREG(sb.st_mode) && access(f, X_OK) == 0)
+            return f;
+        free(f);
+        if (!e)
+            return NULL;
+        s = e;
+    }
+}

@@ -39,6 +39,9 @@ double cli_float(const char *opt, const char *s, double lo, double hi);
  * length.  A directory, a read error or more than max bytes: cli_die. */
 char *cli_slurp(const char *path, size_t max, size_t *n);
 
+/* The first executable `name` in $PATH (malloc'd), or NULL. */
+char *cli_find_in_path(const char *name);
+
 /* 1 if stderr is a terminal (progress goes there only then). */
 int cli_stderr_tty(void);
 
@@ -91,6 +94,7 @@ int cli_is_default_model(const char *path);
 
 /* Commands: cmd_<name>(argc, argv) returns the exit status. */
 int cmd_convert(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_drift(int argc, char **argv);
 /* `bitlens drift` with argv (argv[0] "drift"), its spans as CSV (the
  * --csv columns) to out whatever the options say; the exit status. */

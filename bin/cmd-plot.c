@@ -310,29 +310,6 @@ static const char *legend_num(char *b, size_t n, double v)
 /* ------------------------------------------------------------ running gnuplot */
 
 /* The first executable `name` in PATH (as execvp searches it), or NULL. */
-static char *find_in_path(const char *name)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/bin:/usr/bin";
-    for (const char *s = path;; s++) {
-        const char *e = strchr(s, ':');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        char *dir = n ? strndup(s, n) : strdup(".");
-        if (!dir)
-            cli_die("out of memory");
-        char *f = path_join(dir, name);
-        free(dir);
-        struct stat sb;
-        if (stat(f, &sb) == 0 && S_ISREG(sb.st_mode) && access(f, X_OK) == 0)
-            return f;
-        free(f);
-        if (!e)
-            return NULL;
-        s = e;
-    }
-}
-
 /* Run prog argv in directory cwd (NULL: here) with its standard output
  * and error into log_fd (-1: /dev/null); its exit status, 128 + N for a
  * signal N, -1 if it could not be started. */
@@ -1471,7 +1448,7 @@ int cmd_plot(int argc, char **argv)
     pl.width = DEFAULT_WIDTH;
     pl.height = DEFAULT_HEIGHT;
     memset(&drift, 0, sizeof drift);
-    optind = 1;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":o:m:k:w:t:qvh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -1535,7 +1512,7 @@ int cmd_plot(int argc, char **argv)
         cli_usage("-o '%s': give a file name ending in .png or .svg", output);
 
     /* gnuplot, and its terminal, before any work */
-    char *gnuplot = find_in_path("gnuplot");
+    char *gnuplot = cli_find_in_path("gnuplot");
     if (!gnuplot && !script)
         cli_die("gnuplot is not installed (not in PATH): install it (Debian: apt install gnuplot-nox), "
                 "or write the script with --script DIR");
