@@ -43,7 +43,7 @@ int cmd_convert(int argc, char **argv)
     int force = 0, opt, type;
     bl_err err = {0};
 
-    optind = 1;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":m:z:o:qh", longopts, NULL)) != -1) {
         switch (opt) {

@@ -803,6 +803,7 @@ static int drift(int argc, char **argv, FILE *csv_to)
     int all = 0, csv = 0, json = 0;
     double threshold = DEFAULT_THRESHOLD, cusum_k = NAN, cusum_h = NAN;
     int c;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:z:w:t:qvh", options, NULL)) != -1) {
         switch (c) {
@@ -1080,6 +1081,5 @@ int cmd_drift(int argc, char **argv)
 
 int cli_drift_csv(int argc, char **argv, FILE *out)
 {
-    optind = 0;   /* a fresh getopt scan */
     return drift(argc, argv, out);
 }

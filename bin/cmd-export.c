@@ -939,7 +939,7 @@ int cmd_export(int argc, char **argv)
     bl_err err = {0};
 
     memset(&ex, 0, sizeof ex);
-    optind = 1;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":i:o:qh", longopts, NULL)) != -1) {
         switch (opt) {

@@ -74,7 +74,7 @@ int cmd_generate(int argc, char **argv)
     bl_err err = {0};
 
     sp.top_p = 0.9f;
-    optind = 1;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":m:z:p:n:t:c:qvh", longopts, NULL)) != -1) {
         switch (opt) {

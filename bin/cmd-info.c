@@ -827,7 +827,7 @@ int cmd_info(int argc, char **argv)
     mp.describe_only = 1;
     bl_err err = {0};
 
-    optind = 1;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":z:vh", longopts, NULL)) != -1) {
         switch (opt) {

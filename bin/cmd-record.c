@@ -140,7 +140,7 @@ int cmd_record(int argc, char **argv)
     int threads = 0, opt;
     bl_err err = {0};
 
-    optind = 1;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":m:p:f:n:o:z:t:c:qvh", longopts, NULL)) != -1) {
         switch (opt) {

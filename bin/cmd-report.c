@@ -832,7 +832,7 @@ static int run(enum view view, int argc, char **argv)
     if (view == V_SPECTRUM || view == V_PROBE)
         p.lens = 0;
 
-    optind = 1;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         switch (opt) {

@@ -405,7 +405,7 @@ int cmd_train(int argc, char **argv)
     /* the options the drafter and the model share (--steps ... --seed) set
      * the parameters of the one being trained */
 
-    optind = 1;
+    optind = 0;   /* a fresh scan: glibc reinitializes its state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":m:z:o:qvh", longopts, NULL)) != -1) {
         switch (opt) {
