@@ -320,6 +320,17 @@ char *cli_slurp(const char *path, size_t max, size_t *n)
 #define BL_SRCDATADIR "lib"
 #endif
 
+/* path made absolute in place (a trace names it, and is read from
+ * elsewhere); left as it is if that fails or does not fit. */
+static const char *absolute(char *path, size_t cap)
+{
+    char *r = realpath(path, NULL);
+    if (r && strlen(r) < cap)
+        memcpy(path, r, strlen(r) + 1);
+    free(r);
+    return path;
+}
+
 /* The directory holding the default model: $BITLENS_DATADIR, else the
  * installed one if the file is there, else the source tree's. */
 static const char *default_dir(const char *file, char *path, size_t cap)
@@ -331,13 +342,16 @@ static const char *default_dir(const char *file, char *path, size_t cap)
         if (stat(path, &sb) != 0)
             cli_die("no default model: %s: %s (BITLENS_DATADIR is set to '%s'); give a model with -m MODEL", path,
                     strerror(errno), env);
-        return path;
+        if (!S_ISREG(sb.st_mode))
+            cli_die("no default model: %s: not a regular file (BITLENS_DATADIR is set to '%s'); give a model with "
+                    "-m MODEL", path, env);
+        return absolute(path, cap);
     }
     static const char *const dirs[] = {BL_PKGDATADIR, BL_SRCDATADIR};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         snprintf(path, cap, "%s/%s", dirs[i], file);
         if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
-            return path;
+            return absolute(path, cap);
     }
     cli_die("no default model: %s is in neither %s (make install) nor %s; set BITLENS_DATADIR to the directory "
             "holding it, or give a model with -m MODEL", file, BL_PKGDATADIR, BL_SRCDATADIR);

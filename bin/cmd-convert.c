@@ -11,9 +11,10 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: bitlens convert -m MODEL [-z TOKENIZER] -o OUT [--type TYPE] [--force] [-q]\n"
+    "usage: bitlens convert [-m MODEL [-z TOKENIZER]] -o OUT [--type TYPE] [--force] [-q]\n"
     "\n"
     "  -m, --model MODEL          model: GGUF, llama2.c .bin, or a Hugging Face folder\n"
+    "                             (default: the default model, see bitlens(1))\n"
     "  -z, --tokenizer TOKENIZER  llama2.c tokenizer.bin (for a .bin model; given\n"
     "                             with another model it replaces the vocabulary)\n"
     "  -o, --output OUT           the GGUF file to write\n"
@@ -59,7 +60,6 @@ int cmd_convert(int argc, char **argv)
     }
     if (optind < argc)
         cli_usage("unexpected argument '%s'", argv[optind]);
-    model_path = cli_default_model(model_path, mp.tokenizer_path);
     if (!out)
         cli_usage("no output: give the GGUF file to write with -o OUT");
     if (strcmp(type_name, "f32") == 0)
@@ -72,6 +72,7 @@ int cmd_convert(int argc, char **argv)
         type = BL_Q8_0;
     else
         cli_usage("--type '%s': not one of f32, f16, bf16, q8_0", type_name);
+    model_path = cli_default_model(model_path, mp.tokenizer_path);
     struct stat st;
     if (!force && stat(out, &st) == 0)
         cli_die("%s: exists (--force replaces it)", out);

@@ -9,11 +9,13 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: bitlens generate -m MODEL [-z TOKENIZER] [-p PROMPT] [-n N] [-t T] [--top-p P]\n"
-    "                        [--top-k K] [--seed S] [-c N] [--drafter D [--mode verify|fast]\n"
-    "                        [--tokens-per-pass K]] [--threads N] [-q] [-v]\n"
+    "usage: bitlens generate [-m MODEL [-z TOKENIZER]] [-p PROMPT] [-n N] [-t T]\n"
+    "                        [--top-p P] [--top-k K] [--seed S] [-c N]\n"
+    "                        [--drafter D [--mode verify|fast] [--tokens-per-pass K]]\n"
+    "                        [--threads N] [-q] [-v]\n"
     "\n"
     "  -m, --model MODEL          GGUF file, llama2.c .bin, or Hugging Face folder\n"
+    "                             (default: the default model, see bitlens(1))\n"
     "  -z, --tokenizer TOKENIZER  llama2.c tokenizer.bin (default: tokenizer.bin\n"
     "                             beside a .bin model)\n"
     "  -p, --prompt PROMPT        text to start from (default: empty, BOS only)\n"

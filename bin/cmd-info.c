@@ -840,6 +840,9 @@ int cmd_info(int argc, char **argv)
     }
     if (optind + 1 < argc)
         cli_usage("one file at a time ('%s' is extra)", argv[optind + 1]);
+    if (optind >= argc && mp.tokenizer_path)
+        cli_usage("-z %s: a tokenizer goes with a llama2.c model FILE (the default model has its vocabulary "
+                  "inside)", mp.tokenizer_path);
     const char *path = cli_default_model_as(optind < argc ? argv[optind] : NULL, "FILE");
 
     /* a trace ('-': one on standard input), else a model */

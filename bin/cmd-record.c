@@ -12,12 +12,14 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: bitlens record -m MODEL (-p PROMPT | -f PROMPTS) [-n N] [--hooks GLOB] [--dtype TYPE]\n"
-    "                      [--drafter DRAFTER] [-o TRACE] [--force] [-z TOKENIZER] [-t T]\n"
-    "                      [--top-p P] [--top-k K] [--seed S] [--keep-top K] [--no-lens]\n"
-    "                      [--no-hash] [-c N] [--threads N] [-q] [-v]\n"
+    "usage: bitlens record [-m MODEL [-z TOKENIZER]] (-p PROMPT | -f PROMPTS) [-n N]\n"
+    "                      [--hooks GLOB] [--dtype TYPE] [--drafter DRAFTER] [-o TRACE]\n"
+    "                      [--force] [-t T] [--top-p P] [--top-k K] [--seed S]\n"
+    "                      [--keep-top K] [--no-lens] [--no-hash] [-c N] [--threads N]\n"
+    "                      [-q] [-v]\n"
     "\n"
     "  -m, --model MODEL          GGUF file, llama2.c .bin, or Hugging Face folder\n"
+    "                             (default: the default model, see bitlens(1))\n"
     "  -p, --prompt PROMPT        one prompt\n"
     "  -f, --prompts PROMPTS      a file of prompts, one per line ('-': standard input)\n"
     "  -n, --tokens N             tokens to generate after each prompt (default 0:\n"

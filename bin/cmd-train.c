@@ -14,7 +14,7 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: bitlens train --drafter medusa -m MODEL [-z TOKENIZER] --corpus TEXT [-o DRAFTER]\n"
+    "usage: bitlens train --drafter medusa [-m MODEL [-z TOKENIZER]] --corpus TEXT [-o DRAFTER]\n"
     "                     [--heads K] [--blocks N] [--width W] [--hook NAME]\n"
     "                     [--targets self|corpus] [--prompts N] [--prompt-tokens N] [--gen N]\n"
     "                     [--valid-every N] [--steps N] [--batch N] [--lr R] [--weight-decay W]\n"
@@ -35,7 +35,8 @@ static const char usage[] =
     "\n"
     "      --drafter KIND       medusa (K heads on one feature) or eagle (one layer\n"
     "                           drafting K tokens autoregressively)\n"
-    "  -m, --model MODEL        the main model (GGUF, llama2.c .bin, HF folder)\n"
+    "  -m, --model MODEL        the main model (GGUF, llama2.c .bin, HF folder;\n"
+    "                           default: the default model, see bitlens(1))\n"
     "  -z, --tokenizer TOK      llama2.c tokenizer.bin for a .bin model\n"
     "      --corpus TEXT        the training text\n"
     "  -o, --output DRAFTER     the drafter file (default drafter.gguf)\n"
