@@ -333,18 +333,18 @@ static const char *absolute(char *path, size_t cap)
 
 /* The directory holding the default model: $BITLENS_DATADIR, else the
  * installed one if the file is there, else the source tree's. */
-static const char *default_dir(const char *file, char *path, size_t cap)
+static const char *default_dir(const char *file, const char *what, const char *instead, char *path, size_t cap)
 {
     const char *env = getenv("BITLENS_DATADIR");
     struct stat sb;
     if (env && *env) {
         snprintf(path, cap, "%s/%s", env, file);
         if (stat(path, &sb) != 0)
-            cli_die("no default model: %s: %s (BITLENS_DATADIR is set to '%s'); give a model with -m MODEL", path,
-                    strerror(errno), env);
+            cli_die("no default %s: %s: %s (BITLENS_DATADIR is set to '%s'); %s", what, path, strerror(errno), env,
+                    instead);
         if (!S_ISREG(sb.st_mode))
-            cli_die("no default model: %s: not a regular file (BITLENS_DATADIR is set to '%s'); give a model with "
-                    "-m MODEL", path, env);
+            cli_die("no default %s: %s: not a regular file (BITLENS_DATADIR is set to '%s'); %s", what, path, env,
+                    instead);
         return absolute(path, cap);
     }
     static const char *const dirs[] = {BL_PKGDATADIR, BL_SRCDATADIR};
@@ -353,8 +353,8 @@ static const char *default_dir(const char *file, char *path, size_t cap)
         if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
             return absolute(path, cap);
     }
-    cli_die("no default model: %s is in neither %s (make install) nor %s; set BITLENS_DATADIR to the directory "
-            "holding it, or give a model with -m MODEL", file, BL_PKGDATADIR, BL_SRCDATADIR);
+    cli_die("no default %s: %s is in neither %s (make install) nor %s; set BITLENS_DATADIR to the directory "
+            "holding it, or %s", what, file, BL_PKGDATADIR, BL_SRCDATADIR, instead);
 }
 
 const char *cli_default_model_as(const char *given, const char *option)
@@ -363,7 +363,7 @@ const char *cli_default_model_as(const char *given, const char *option)
     if (given)
         return given;
     if (!path[0])
-        default_dir("default-model.gguf", path, sizeof path);
+        default_dir("default-model.gguf", "model", "give a model with -m MODEL", path, sizeof path);
     if (!cli_quiet) {
         fflush(stdout);
         fprintf(stderr, "bitlens %s: no %s: using the default model, %s (trained by bitlens on the Brown corpus; "
@@ -384,28 +384,8 @@ const char *cli_default_drafter(void)
 {
     static char path[4096];
     if (!path[0])
-        default_dir("default-drafter.gguf", path, sizeof path);
+        default_dir("default-drafter.gguf", "drafter", "give a drafter with --drafter DRAFTER", path, sizeof path);
     return path;
-}
-
-int cli_is_default_model(const char *path)
-{
-    char buf[4096];
-    const char *env = getenv("BITLENS_DATADIR");
-    struct stat a, b;
-    if (!path || stat(path, &a) != 0)
-        return 0;
-    if (env && *env) {
-        snprintf(buf, sizeof buf, "%s/default-model.gguf", env);
-        return stat(buf, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-    }
-    static const char *const dirs[] = {BL_PKGDATADIR, BL_SRCDATADIR};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        snprintf(buf, sizeof buf, "%s/default-model.gguf", dirs[i]);
-        if (stat(buf, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-            return 1;
-    }
-    return 0;
 }
 
 char *cli_find_in_path(const char *name)

@@ -89,8 +89,6 @@ const char *cli_default_model(const char *given, const char *tokenizer);
 /* The same where the model is given otherwise (`option` names how). */
 const char *cli_default_model_as(const char *given, const char *option);
 const char *cli_default_drafter(void);
-/* 1 if `path` is the default model (the same file). */
-int cli_is_default_model(const char *path);
 
 /* Commands: cmd_<name>(argc, argv) returns the exit status. */
 int cmd_convert(int argc, char **argv);

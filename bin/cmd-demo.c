@@ -261,29 +261,38 @@ static void clear(struct args *a)
     a->v[0] = NULL;
 }
 
-/* The command line as a shell reads it: plain words bare, others quoted. */
+/* s as a shell reads it: bare when only plain characters (no glob or
+ * other special ones), else in single quotes. */
+static void put_word(FILE *fp, const char *s)
+{
+    int plain = *s != '\0';
+    for (const char *c = s; *c; c++)
+        plain &= strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%", *c) != NULL;
+    if (plain) {
+        fputs(s, fp);
+        return;
+    }
+    fputc('\'', fp);
+    for (const char *c = s; *c; c++)
+        if (*c == '\'')
+            fputs("'\\''", fp);
+        else
+            fputc(*c, fp);
+    fputc('\'', fp);
+}
+
+/* The command line as a shell reads it, with its redirection. */
 static void print_command(FILE *fp, const struct args *a, const char *out)
 {
     fputs("    $ bitlens", fp);
     for (int i = 0; i < a->n; i++) {
-        const char *s = a->v[i];
-        int plain = *s != '\0';
-        for (const char *c = s; *c; c++)
-            plain &= strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%*", *c) != NULL;
-        if (plain) {
-            fprintf(fp, " %s", s);
-            continue;
-        }
-        fputs(" '", fp);
-        for (const char *c = s; *c; c++)
-            if (*c == '\'')
-                fputs("'\\''", fp);
-            else
-                fputc(*c, fp);
-        fputc('\'', fp);
+        fputc(' ', fp);
+        put_word(fp, a->v[i]);
     }
-    if (out)
-        fprintf(fp, " > %s", out);
+    if (out) {
+        fputs(" > ", fp);
+        put_word(fp, out);
+    }
     fputc('\n', fp);
 }
 
@@ -447,9 +456,12 @@ int cmd_demo(int argc, char **argv)
         cli_usage("unexpected argument '%s'", argv[optind]);
     if (!*dir)
         cli_usage("-o '': give a directory");
-    if (!model && !drafter)
+    if (!model && !drafter) {
+        model = cli_default_model(NULL, tok);
         drafter = cli_default_drafter();
-    model = cli_default_model(model, tok);
+    } else {
+        model = cli_default_model(model, tok);
+    }
     struct stat sb;
     if (prompts && stat(prompts, &sb) != 0)
         cli_die("%s: %s", prompts, strerror(errno));

@@ -205,7 +205,7 @@ int cmd_record(int argc, char **argv)
         const char *a = argv[i];
         int plain = *a != '\0';
         for (const char *c = a; *c; c++)
-            plain &= strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%*", *c) != NULL;
+            plain &= strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%", *c) != NULL;
         *o++ = ' ';
         if (plain) {
             o += sprintf(o, "%s", a);

@@ -197,7 +197,7 @@ is "--csv: the text and mode columns" "$(awk -F, 'NR > 1 { print $1, $2, $3 }' c
 is "--csv: model_bpc empty without a model, the other features present" \
     "$(awk -F, 'NR > 1 { e += $11 == ""; for (i = 12; i <= 23; i++) if (i != 15) f += $i == "" } END { print e, f + 0 }' clean.csv)" \
     "14 0"
-run s sh -c "'$B' drift --csv -q - <clean.txt"
+run s sh -c "'$B' drift --no-model --csv -q - <clean.txt"
 is "standard input ('-') with -q: exit 0, nothing on stderr" "$(rc s) $(wc -c <s.err | tr -d ' ')" "0 0"
 is "--csv from standard input: the text is 'stdin'" "$(awk -F, 'NR > 1 { print $1 }' s.out | sort -u)" '"stdin"'
 is "--csv from standard input: every other column as from the file" \
@@ -506,7 +506,7 @@ is "plot --text FILE: the spans of 'bitlens drift --text FILE'" \
 "$B" plot --text mixed.txt --chart drift -w 64 -t 9 --script pw -q
 is "plot -w 64 -t 9: passed to the drift command; the threshold drawn at 9" \
     "$(awk 'NR == 2 { print $8 - $7 }' pw/drift.dat) $(grep -c '^threshold = 9$' pw/drift.gp)" "64 1"
-run p sh -c "'$B' drift --text mixed.txt --lines --csv | '$B' plot - --chart drift --script ps"
+run p sh -c "'$B' drift --no-model --text mixed.txt --lines --csv | '$B' plot - --chart drift --script ps"
 is "plot - (a CSV on standard input): exit 0, the same data" "$(rc p) $(cmp -s ps/drift.dat pc/drift.dat && echo same)" "0 same"
 run p "$B" plot mixed.csv --chart drift -t 1 --script pth
 check "plot a CSV with another -t: a warning that the flags disagree" grep -q 'flagged otherwise than a threshold of 1 says' p.err
