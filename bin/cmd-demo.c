@@ -557,11 +557,11 @@ int cmd_demo(int argc, char **argv)
     show(report, NULL, "");
 
     /* 5. drift */
-    banner("drift: the generated text%s scored span by span against the\n"
-           "    model's own greedy text on the baseline prompts; the spans flagged and the\n"
-           "    features that moved are in %s",
-           drafter ? ", and the drafter's fast mode (the model's token and k-1\n    drafted ones per pass)," : "",
-           drift_txt);
+    banner("drift: %s, span by span,\n"
+           "    against the model's own greedy text on the baseline prompts; each flagged\n"
+           "    span and the features that moved are in %s",
+           drafter ? "the generated text and the drafter's fast mode (per pass, the\n"
+           "    model's token and k-1 drafted ones)" : "the generated text", drift_txt);
     add(&a, "drift"), add(&a, trace), add(&a, "--baseline"), add(&a, baseline);
     if (threads)
         add(&a, "--threads"), add_int(&a, threads);
@@ -587,8 +587,9 @@ int cmd_demo(int argc, char **argv)
         if (mkdir(chart_dir, 0777) != 0 && errno != EEXIST)
             cli_die("%s: cannot make the directory: %s", chart_dir, strerror(errno));
         if (gnuplot)
-            banner("plot: six charts as PNG images in %s (entropy, bits per vector at each\n"
-                   "    hook, spectrum, logit lens, probe bits by k, drift score along the text)", chart_dir);
+            banner("plot: six charts as PNG images (entropy, bits per vector at each hook,\n"
+                   "    spectrum, logit lens, probe bits by k, drift score along the text) in\n"
+                   "    %s", chart_dir);
         else
             banner("plot: gnuplot is not installed (Debian: apt install gnuplot-nox), so each chart\n"
                    "    is written as its data and gnuplot script in %s; once gnuplot is\n"
