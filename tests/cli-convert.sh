@@ -35,17 +35,6 @@ for f in "$BIN" "$TOK"; do
 done
 
 # ------------------------------------------------------------------ helpers
-# is DESCRIPTION GOT WANT
-is() {
-    if [ "x$2" = "x$3" ]; then
-        pass "$1"
-    else
-        fail "$1"
-        echo "#   got:  '$2'"
-        echo "#   want: '$3'"
-    fi
-}
-
 # run COMMAND...: run bitlens with stdout in $tmp/out and stderr in
 # $tmp/err; its exit status in $st (set -e must not stop the test)
 run() {

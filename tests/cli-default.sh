@@ -34,17 +34,6 @@ B=$BL_BIN
 cd "$tmp"
 
 # ------------------------------------------------------------------ helpers
-# is DESCRIPTION GOT WANT
-is() {
-    if [ "x$2" = "x$3" ]; then
-        pass "$1"
-    else
-        fail "$1"
-        echo "#   got:  '$2'"
-        echo "#   want: '$3'"
-    fi
-}
-
 # run NAME COMMAND...: stdout in NAME.out, stderr in NAME.err, the exit
 # status in $st (set -e must not stop the test)
 run() {

@@ -78,28 +78,6 @@ fi
 cd "$tmp"
 
 # ------------------------------------------------------------------ helpers
-# is DESCRIPTION GOT WANT
-is() {
-    if [ "x$2" = "x$3" ]; then
-        pass "$1"
-    else
-        fail "$1"
-        echo "#   got:  '$2'"
-        echo "#   want: '$3'"
-    fi
-}
-
-# run NAME COMMAND...: run, keeping stdout, stderr and the exit status
-run() {
-    _n=$1
-    shift
-    set +e
-    "$@" >"$_n.out" 2>"$_n.err"
-    echo $? >"$_n.rc"
-    set -e
-}
-rc() { cat "$1.rc"; }
-
 # same FILE1 FILE2: equal, else the difference as diagnostics
 same() {
     if cmp -s "$1" "$2"; then

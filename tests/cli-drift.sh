@@ -50,28 +50,6 @@ fi
 cd "$tmp"
 
 # ------------------------------------------------------------------ helpers
-# is DESCRIPTION GOT WANT
-is() {
-    if [ "x$2" = "x$3" ]; then
-        pass "$1"
-    else
-        fail "$1"
-        echo "#   got:  '$2'"
-        echo "#   want: '$3'"
-    fi
-}
-
-# run NAME COMMAND...: run, keeping stdout, stderr and the exit status
-run() {
-    _n=$1
-    shift
-    set +e
-    "$@" >"$_n.out" 2>"$_n.err"
-    echo $? >"$_n.rc"
-    set -e
-}
-rc() { cat "$1.rc"; }
-
 # spans FILE WINDOW STRIDE: "start end" of each span bitlens-drift(1)
 # describes, for an ASCII text ending in a newline: spans begin at word
 # starts (the first character, or one that is neither space nor newline

@@ -46,28 +46,6 @@ done
 cd "$tmp"
 
 # ------------------------------------------------------------------ helpers
-# is DESCRIPTION GOT WANT
-is() {
-    if [ "x$2" = "x$3" ]; then
-        pass "$1"
-    else
-        fail "$1"
-        echo "#   got:  '$2'"
-        echo "#   want: '$3'"
-    fi
-}
-
-# run NAME COMMAND...: run, keeping stdout, stderr and the exit status
-run() {
-    _n=$1
-    shift
-    set +e
-    "$@" >"$_n.out" 2>"$_n.err"
-    echo $? >"$_n.rc"
-    set -e
-}
-rc() { cat "$1.rc"; }
-
 # csv FILE: the CSV file as tab-separated fields, one record a line (RFC
 # 4180: quoted fields may hold commas, doubled quotes and line breaks;
 # a line break inside a field becomes "\n", a tab "\t")

@@ -35,17 +35,6 @@ for f in "$D/README.md" "$D/golden/README.md" "$BIN" "$TOK" "$GGUF" "$GQA" "$VOC
 done
 
 # ------------------------------------------------------------------ TAP
-# is DESCRIPTION GOT WANT
-is() {
-    if [ "x$2" = "x$3" ]; then
-        pass "$1"
-    else
-        fail "$1"
-        echo "#   got:  '$2'"
-        echo "#   want: '$3'"
-    fi
-}
-
 # ------------------------------------------------------------------ helpers
 # field NAME FILE: the value of a "NAME:  value" line of the text output
 field() { sed -n "s/^$1: *//p" "$2" | head -n 1; }

@@ -44,28 +44,6 @@ OPTS="--bootstrap 20 -k 2 --seed 7 --threads 2"
 CHARTS="entropy bits spectrum lens probe"
 
 # ------------------------------------------------------------------ helpers
-# is DESCRIPTION GOT WANT
-is() {
-    if [ "x$2" = "x$3" ]; then
-        pass "$1"
-    else
-        fail "$1"
-        echo "#   got:  '$2'"
-        echo "#   want: '$3'"
-    fi
-}
-
-# run NAME COMMAND...: run, keeping stdout, stderr and the exit status
-run() {
-    _n=$1
-    shift
-    set +e
-    "$@" >"$_n.out" 2>"$_n.err"
-    echo $? >"$_n.rc"
-    set -e
-}
-rc() { cat "$1.rc"; }
-
 # pngsig FILE: the first 8 bytes in hex
 pngsig() { od -An -tx1 -N8 "$1" | tr -d ' \n'; }
 PNGSIG=89504e470d0a1a0a

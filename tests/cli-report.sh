@@ -57,28 +57,6 @@ done
 cd "$tmp"
 
 # ------------------------------------------------------------------ helpers
-# is DESCRIPTION GOT WANT
-is() {
-    if [ "x$2" = "x$3" ]; then
-        pass "$1"
-    else
-        fail "$1"
-        echo "#   got:  '$2'"
-        echo "#   want: '$3'"
-    fi
-}
-
-# run NAME COMMAND...: run, keeping stdout, stderr and the exit status
-run() {
-    _n=$1
-    shift
-    set +e
-    "$@" >"$_n.out" 2>"$_n.err"
-    echo $? >"$_n.rc"
-    set -e
-}
-rc() { cat "$1.rc"; }
-
 # near GOT WANT TOL: |GOT - WANT| <= TOL |WANT| (both numbers)
 near() {
     awk -v g="$1" -v w="$2" -v t="$3" 'BEGIN {
