@@ -253,6 +253,23 @@ static void add_int(struct args *a, long v)
     add(a, buf);
 }
 
+/* "record -m MODEL [-z TOKENIZER]" */
+static void add_record(struct args *a, const char *model, const char *tok)
+{
+    add(a, "record"), add(a, "-m"), add(a, model);
+    if (tok)
+        add(a, "-z"), add(a, tok);
+}
+
+/* "[--threads N] [-q]" */
+static void add_tail(struct args *a, long threads, int q)
+{
+    if (threads)
+        add(a, "--threads"), add_int(a, threads);
+    if (q)
+        add(a, "-q");
+}
+
 static void clear(struct args *a)
 {
     for (int i = 0; i < a->n; i++)
@@ -506,15 +523,10 @@ int cmd_demo(int argc, char **argv)
     /* 2. the baseline */
     banner("record the baseline: the model's own greedy text, one token per forward pass,\n"
            "    %d tokens after each baseline prompt; no hooks, only the tokens", BASELINE_TOKENS);
-    add(&a, "record"), add(&a, "-m"), add(&a, model);
-    if (tok)
-        add(&a, "-z"), add(&a, tok);
+    add_record(&a, model, tok);
     add(&a, "-f"), add(&a, p_base), add(&a, "-n"), add_int(&a, BASELINE_TOKENS), add(&a, "-t"), add(&a, "0");
     add(&a, "--hooks"), add(&a, "none"), add(&a, "--no-lens"), add(&a, "-o"), add(&a, baseline), add(&a, "--force");
-    if (threads)
-        add(&a, "--threads"), add_int(&a, threads);
-    if (quiet)
-        add(&a, "-q");
+    add_tail(&a, threads, quiet);
     run(cmd_record, &a, NULL, 0);
     clear(&a);
 
@@ -528,17 +540,12 @@ int cmd_demo(int argc, char **argv)
         banner("record: each prompt read, then continued greedily for %ld tokens: the residual\n"
                "    stream after every block, next-token entropy and surprisal and the logit lens,\n"
                "    into the trace %s (no drafter: give one with --drafter)", n_gen, trace);
-    add(&a, "record"), add(&a, "-m"), add(&a, model);
-    if (tok)
-        add(&a, "-z"), add(&a, tok);
+    add_record(&a, model, tok);
     if (drafter)
         add(&a, "--drafter"), add(&a, drafter);
     add(&a, "-f"), add(&a, p_demo), add(&a, "-n"), add_int(&a, n_gen), add(&a, "-t"), add(&a, "0");
     add(&a, "-o"), add(&a, trace), add(&a, "--force");
-    if (threads)
-        add(&a, "--threads"), add_int(&a, threads);
-    if (quiet)
-        add(&a, "-q");
+    add_tail(&a, threads, quiet);
     run(cmd_record, &a, NULL, 0);
     clear(&a);
 
