@@ -210,24 +210,14 @@ static void write_lines(const char *path, const char *const *lines, size_t n)
         cli_die("%s: write failed: %s", path, strerror(errno));
 }
 
-/* Print a file to stdout, from its first line that starts with `from`
- * (NULL: the whole file), each line after `indent`. */
-static void show(const char *path, const char *from, const char *indent)
+/* Copy a file to stdout. */
+static void show(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        cli_die("%s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    int on = from == NULL;
-    while (getline(&line, &cap, f) >= 0) {
-        if (!on && strncmp(line, from, strlen(from)) == 0)
-            on = 1;
-        if (on)
-            printf("%s%s", line[0] == '\n' ? "" : indent, line);
-    }
-    free(line);
-    fclose(f);
+    size_t n;
+    char *t = cli_slurp(path, (size_t)1 << 30, &n);
+    if (fwrite(t, 1, n, stdout) != n)
+        cli_die("error writing to standard output");
+    free(t);
 }
 
 /* ------------------------------------------------------------ steps */
@@ -561,7 +551,7 @@ int cmd_demo(int argc, char **argv)
     run(cmd_report, &a, report, 0);
     clear(&a);
     putchar('\n');
-    show(report, NULL, "");
+    show(report);
 
     /* 5. drift */
     banner("drift: %s, span by span,\n"
