@@ -90,44 +90,38 @@ int bl_drafter_save(const bl_drafter *d, const char *path, bl_err *err)
     bl_gguf_writer *w = bl_gguf_writer_alloc();
     if (!w)
         return bli_err(err, BL_ENOMEM, "out of memory");
-#define SET(call)                                                                              \
-    do {                                                                                       \
-        if ((rc = (call)))                                                                     \
-            goto fail;                                                                         \
-    } while (0)
     snprintf(name, sizeof name, "%s drafter for %s", kind, c->model_name[0] ? c->model_name : "an unnamed model");
-    SET(bl_gguf_writer_set_str(w, "general.architecture", ARCH));
-    SET(bl_gguf_writer_set_str(w, "general.name", name));
-    SET(bl_gguf_writer_set_u32(w, "general.file_type", 0));
-    SET(bl_gguf_writer_set_str(w, "bitlens.drafter.kind", kind));
-    SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.n_heads", (uint32_t)c->n_heads));
-    SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.n_blocks", (uint32_t)c->n_blocks));
-    SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.width", (uint32_t)(d->eagle ? d->eagle->m : c->width)));
-    SET(bl_gguf_writer_set_str(w, "bitlens.drafter.hook", c->hook));
-    SET(bl_gguf_writer_set_str(w, "bitlens.drafter.model.name", c->model_name));
-    SET(bl_gguf_writer_set_str(w, "bitlens.drafter.model.sha256", c->model_sha256));
-    SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.model.dim", (uint32_t)c->d));
-    SET(bl_gguf_writer_set_u32(w, "bitlens.drafter.model.n_vocab", (uint32_t)c->n_vocab));
+    BLI_TRY(bl_gguf_writer_set_str(w, "general.architecture", ARCH));
+    BLI_TRY(bl_gguf_writer_set_str(w, "general.name", name));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "general.file_type", 0));
+    BLI_TRY(bl_gguf_writer_set_str(w, "bitlens.drafter.kind", kind));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "bitlens.drafter.n_heads", (uint32_t)c->n_heads));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "bitlens.drafter.n_blocks", (uint32_t)c->n_blocks));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "bitlens.drafter.width", (uint32_t)(d->eagle ? d->eagle->m : c->width)));
+    BLI_TRY(bl_gguf_writer_set_str(w, "bitlens.drafter.hook", c->hook));
+    BLI_TRY(bl_gguf_writer_set_str(w, "bitlens.drafter.model.name", c->model_name));
+    BLI_TRY(bl_gguf_writer_set_str(w, "bitlens.drafter.model.sha256", c->model_sha256));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "bitlens.drafter.model.dim", (uint32_t)c->d));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "bitlens.drafter.model.n_vocab", (uint32_t)c->n_vocab));
     if (d->eagle) {
         for (int t = 0; t < BLI_EAGLE_N_TENSORS; t++) {
             int64_t ne[2];
             int nd = eagle_tensor(d->eagle, t, tn, sizeof tn, ne);
-            SET(bl_gguf_writer_add_tensor(w, tn, BL_F32, nd, ne, d->params + d->eagle->off[t]));
+            BLI_TRY(bl_gguf_writer_add_tensor(w, tn, BL_F32, nd, ne, d->params + d->eagle->off[t]));
         }
     }
     for (int j = 0; j < c->n_heads && !d->eagle; j++)
         for (int b = 0; b < c->n_blocks; b++) {
             const int64_t ne_w1[2] = {D, h}, ne_b1[1] = {h}, ne_w2[2] = {h, D};
             tensor_name(tn, sizeof tn, j, b, "w1");
-            SET(bl_gguf_writer_add_tensor(w, tn, BL_F32, 2, ne_w1, d->params + bli_drafter_w1(c, j, b)));
+            BLI_TRY(bl_gguf_writer_add_tensor(w, tn, BL_F32, 2, ne_w1, d->params + bli_drafter_w1(c, j, b)));
             tensor_name(tn, sizeof tn, j, b, "b1");
-            SET(bl_gguf_writer_add_tensor(w, tn, BL_F32, 1, ne_b1, d->params + bli_drafter_b1(c, j, b)));
+            BLI_TRY(bl_gguf_writer_add_tensor(w, tn, BL_F32, 1, ne_b1, d->params + bli_drafter_b1(c, j, b)));
             if (c->width > 0) {
                 tensor_name(tn, sizeof tn, j, b, "w2");
-                SET(bl_gguf_writer_add_tensor(w, tn, BL_F32, 2, ne_w2, d->params + bli_drafter_w2(c, j, b)));
+                BLI_TRY(bl_gguf_writer_add_tensor(w, tn, BL_F32, 2, ne_w2, d->params + bli_drafter_w2(c, j, b)));
             }
         }
-#undef SET
     /* through a temporary name and a rename: no partial file on failure */
     rc = bl_gguf_writer_write(w, path, err);
     bl_gguf_writer_free(w);

@@ -20,6 +20,15 @@
 
 _Noreturn void bli_assert_fail(const char *file, int line, const char *expr);
 
+/* rc = call; if that is a failure, goto fail: for a run of calls (GGUF
+ * writer keys) whose cleanup is at the function's `fail:` label.  The
+ * function declares `int rc`. */
+#define BLI_TRY(call)                                                         \
+    do {                                                                      \
+        if ((rc = (call)))                                                    \
+            goto fail;                                                        \
+    } while (0)
+
 /* Set err (if not NULL) and return code. */
 int bli_err(bl_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

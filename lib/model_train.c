@@ -671,24 +671,19 @@ int bli_mt_write_gguf(const struct bli_mt *m, const bl_tokenizer *tok, const cha
     int rc = BL_OK;
     if (!w)
         return bli_err(err, BL_ENOMEM, "out of memory");
-#define SET(call)                                                                              \
-    do {                                                                                       \
-        if ((rc = (call)))                                                                     \
-            goto fail;                                                                         \
-    } while (0)
-    SET(bl_gguf_writer_set_str(w, "general.architecture", "llama"));
-    SET(bl_gguf_writer_set_str(w, "general.name", name ? name : "bitlens-llama"));
-    SET(bl_gguf_writer_set_u32(w, "general.file_type", 0));   /* all f32 */
-    SET(bl_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c->n_ctx));
-    SET(bl_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)m->D));
-    SET(bl_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)m->F));
-    SET(bl_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)m->L));
-    SET(bl_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)m->H));
-    SET(bl_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)m->H));
-    SET(bl_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps));
-    SET(bl_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)m->hd));
-    SET(bl_gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta));
-    SET(bl_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)m->V));
+    BLI_TRY(bl_gguf_writer_set_str(w, "general.architecture", "llama"));
+    BLI_TRY(bl_gguf_writer_set_str(w, "general.name", name ? name : "bitlens-llama"));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "general.file_type", 0));   /* all f32 */
+    BLI_TRY(bl_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c->n_ctx));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)m->D));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)m->F));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)m->L));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)m->H));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)m->H));
+    BLI_TRY(bl_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)m->hd));
+    BLI_TRY(bl_gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)m->V));
     if (tok && (rc = bl_tokenizer_write_gguf(tok, w, m->V))) {
         rc = bli_err(err, rc, "%s: the vocabulary (%s) cannot be written as GGUF keys (%s)", path,
                      bl_tokenizer_model(tok), bl_strerror(rc));
@@ -697,9 +692,8 @@ int bli_mt_write_gguf(const struct bli_mt *m, const bl_tokenizer *tok, const cha
     for (int64_t i = 0; i < m->n_tensors; i++) {
         const struct bli_mt_tensor *t = &m->tensor[i];
         int64_t ne[2] = {t->ne0, t->ne1};
-        SET(bl_gguf_writer_add_tensor(w, t->name, BL_F32, t->matrix ? 2 : 1, ne, m->params + t->off));
+        BLI_TRY(bl_gguf_writer_add_tensor(w, t->name, BL_F32, t->matrix ? 2 : 1, ne, m->params + t->off));
     }
-#undef SET
     rc = bl_gguf_writer_write(w, path, err);
     goto done;
 fail:

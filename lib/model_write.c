@@ -123,30 +123,25 @@ int bl_model_write_gguf(const bl_model *m, const char *path, int type, bl_err *e
 
     if (!(w = bl_gguf_writer_alloc()) || !(bufs = bli_calloc((size_t)m->n_tensors + 1, sizeof *bufs)))
         goto nomem;
-#define SET(call)                                                                              \
-    do {                                                                                       \
-        if ((rc = (call)))                                                                     \
-            goto fail;                                                                         \
-    } while (0)
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, (suffix)), key)
-    SET(bl_gguf_writer_set_str(w, "general.architecture", arch));
-    SET(bl_gguf_writer_set_str(w, "general.name", bl_model_name(m)));
-    SET(bl_gguf_writer_set_u32(w, "general.file_type", file_type(type)));
-    SET(bl_gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)c->ctx_train));
-    SET(bl_gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)c->dim));
-    SET(bl_gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->hidden_dim));
-    SET(bl_gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers));
-    SET(bl_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads));
-    SET(bl_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads));
+    BLI_TRY(bl_gguf_writer_set_str(w, "general.architecture", arch));
+    BLI_TRY(bl_gguf_writer_set_str(w, "general.name", bl_model_name(m)));
+    BLI_TRY(bl_gguf_writer_set_u32(w, "general.file_type", file_type(type)));
+    BLI_TRY(bl_gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)c->ctx_train));
+    BLI_TRY(bl_gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)c->dim));
+    BLI_TRY(bl_gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->hidden_dim));
+    BLI_TRY(bl_gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers));
+    BLI_TRY(bl_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads));
+    BLI_TRY(bl_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads));
     if (c->norm == BL_NORM_RMS)
-        SET(bl_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps));
+        BLI_TRY(bl_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps));
     else
-        SET(bl_gguf_writer_set_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps));
+        BLI_TRY(bl_gguf_writer_set_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps));
     if (c->rope != BL_ROPE_NONE) {
-        SET(bl_gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->n_rot));
-        SET(bl_gguf_writer_set_f32(w, KEY("rope.freq_base"), c->rope_base));
+        BLI_TRY(bl_gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->n_rot));
+        BLI_TRY(bl_gguf_writer_set_f32(w, KEY("rope.freq_base"), c->rope_base));
     }
-    SET(bl_gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)c->n_vocab));
+    BLI_TRY(bl_gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)c->n_vocab));
     if (m->tok && (rc = bl_tokenizer_write_gguf(m->tok, w, c->n_vocab))) {
         rc = bli_err(err, rc, "%s: the vocabulary (%s) cannot be written as GGUF keys (%s)", m->path,
                      bl_tokenizer_model(m->tok), bl_strerror(rc));
@@ -167,13 +162,12 @@ int bl_model_write_gguf(const bl_model *m, const char *path, int type, bl_err *e
         if (!b)
             goto nomem;
         bufs[nb++] = b;
-        SET(bl_gguf_writer_add_tensor(w, t->name, tt, t->n_dims, t->ne, b));
+        BLI_TRY(bl_gguf_writer_add_tensor(w, t->name, tt, t->n_dims, t->ne, b));
     }
     if (m->w.rope_factors && !bl_model_find_tensor(m, "rope_freqs.weight")) {
         int64_t ne = c->n_rot / 2;
-        SET(bl_gguf_writer_add_tensor(w, "rope_freqs.weight", BL_F32, 1, &ne, m->w.rope_factors));
+        BLI_TRY(bl_gguf_writer_add_tensor(w, "rope_freqs.weight", BL_F32, 1, &ne, m->w.rope_factors));
     }
-#undef SET
     rc = bl_gguf_writer_write(w, path, err);
     goto done;
 nomem:
